@@ -1,0 +1,3 @@
+from openbench.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,77 @@
+"""On-disk response cache, keyed only by what changes a model's output.
+
+The key hashes the provider's identity (provider, model, endpoint), the
+messages and the sampling parameters (seed included). Concurrency, timeouts and
+retries never enter it. A replayed answer is marked ``cached`` and carries no
+latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from openbench.records import ChatRequest, Completion, Timing, Usage
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("OPENBENCH_CACHE_DIR")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openbench"
+
+
+def cache_key(identity: dict[str, Any], request: ChatRequest) -> str:
+    payload = {
+        "identity": identity,
+        "messages": [[m.role, m.content] for m in request.messages],
+        "sampling": dataclasses.asdict(request.sampling),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
+
+
+class ResponseCache:
+    """A small SQLite table of completions; safe to share between threads of one process."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or cache_dir() / "responses.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, completion TEXT NOT NULL)")
+        self._db.commit()
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute("SELECT completion FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        # Replays carry the provider's usage (it is what the call cost) but no timing.
+        return Completion(
+            text=data["text"],
+            usage=Usage(**data["usage"]),
+            timing=Timing(e2e_s=0.0),
+            finish_reason=data.get("finish_reason"),
+        )
+
+    def put(self, key: str, completion: Completion) -> None:
+        data = {
+            "text": completion.text,
+            "usage": dataclasses.asdict(completion.usage),
+            "finish_reason": completion.finish_reason,
+        }
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, json.dumps(data)))
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,146 @@
+"""A task's data: inline cases, a JSONL/CSV file next to the suite, or a Hugging Face dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openbench.errors import SuiteError
+from openbench.prompts import fields_used
+from openbench.suite import LoadedSuite, TaskSpec
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    fields: dict[str, Any]
+    row: int  # 1-based row in the source (line for JSONL, data row for CSV, index for the rest)
+
+
+def load_cases(suite: LoadedSuite, task_index: int, limit: int | None = None) -> list[Case]:
+    """Load, check and (optionally) sample a task's cases."""
+    task = suite.spec.tasks[task_index]
+    loc = ("tasks", task_index, "data")
+    spec = task.data
+    if spec.cases is not None:
+        rows = [(i + 1, c) for i, c in enumerate(spec.cases)]
+        where = f"{suite.path} tasks[{task_index}].data.cases"
+    elif spec.file is not None:
+        path = _data_path(suite, spec.file, loc + ("file",))
+        rows = _read_file(path)
+        where = str(path)
+    else:
+        rows = _read_hf(suite, spec.hf, loc + ("hf",))
+        where = f"dataset {spec.hf.path}"
+    if not rows:
+        raise suite.error("the task's data has no cases", loc)
+    n = min(x for x in (spec.limit, limit) if x) if (spec.limit or limit) else None
+    if n and n < len(rows):
+        rows = random.Random(spec.seed).sample(rows, n) if spec.seed is not None else rows[:n]
+    needed = task_fields(task)
+    cases = [_to_case(task, needed, row, data, where, spec.id_field) for row, data in rows]
+    _check_unique(cases, where)
+    return cases
+
+
+def _data_path(suite: LoadedSuite, name: str, loc: tuple) -> Path:
+    candidate = Path(name)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise suite.error(f"data paths must stay inside the suite's folder ({suite.dir}); got '{name}'", loc)
+    path = (suite.dir / candidate).resolve()
+    if suite.dir.resolve() not in path.parents:
+        raise suite.error(f"data path '{name}' leaves the suite's folder ({suite.dir})", loc)
+    if not path.is_file():
+        raise suite.error(f"data file not found: {path}", loc)
+    if path.suffix.lower() not in (".jsonl", ".csv", ".json"):
+        raise suite.error(f"data file must be .jsonl or .csv, got '{path.name}'", loc)
+    return path
+
+
+def _read_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
+    if path.suffix.lower() == ".csv":
+        # Every CSV value stays a string: "007" and "1.0" are answers, not numbers.
+        reader = csv.DictReader(text.splitlines())
+        rows = []
+        for i, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise SuiteError("row has a different number of columns than the header", file=str(path), line=i)
+            rows.append((i, dict(row)))
+        return rows
+    rows = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"invalid JSON: {exc.msg}", file=str(path), line=i) from None
+        if not isinstance(obj, dict):
+            raise SuiteError(f"each line must be a JSON object, got {type(obj).__name__}", file=str(path), line=i)
+        rows.append((i, obj))
+    return rows
+
+
+def _read_hf(suite: LoadedSuite, spec: Any, loc: tuple) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        import datasets
+    except ImportError:
+        from openbench.errors import MissingDependency
+
+        raise MissingDependency("datasets", "Loading a Hugging Face dataset") from None
+    local = suite.dir / spec.path
+    try:
+        if local.is_dir() and any((local / f).exists() for f in ("state.json", "dataset_dict.json")):
+            ds = datasets.load_from_disk(str(local))
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[spec.split]
+        else:
+            files = spec.data_files
+            if files is not None:
+                files = [str(_data_path(suite, f, loc)) for f in ([files] if isinstance(files, str) else files)]
+            ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, data_files=files, revision=spec.revision)
+    except Exception as exc:  # datasets raises many types; all mean "cannot load this"
+        hint = " (offline: only local or cached datasets load; see --online)" if "offline" in str(exc).lower() else ""
+        raise suite.error(f"cannot load dataset '{spec.path}': {type(exc).__name__}: {exc}{hint}", loc) from None
+    return [(i + 1, dict(row)) for i, row in enumerate(ds)]
+
+
+def task_fields(task: TaskSpec) -> set[str]:
+    """Case fields that the task's templates (prompt, system, scorer parameters) read."""
+    from openbench.scorers.base import bind_task
+
+    needed = set(fields_used(task.prompt)) | (fields_used(task.system) if task.system else set())
+    for scorer in bind_task(task):
+        needed |= scorer.fields_used()
+    return needed
+
+
+def _to_case(task: TaskSpec, needed: set[str], row: int, data: Any, where: str, id_field: str) -> Case:
+    if not isinstance(data, dict):
+        raise SuiteError(f"case {row} must be a mapping of fields, got {type(data).__name__}", file=where)
+    missing = sorted(f for f in needed if f not in data)
+    if missing:
+        raise SuiteError(
+            f"row {row} has no field {', '.join(repr(m) for m in missing)}, which the templates of task "
+            f"'{task.name}' uses; fields present: {', '.join(sorted(map(str, data))) or 'none'}",
+            file=where,
+            line=row if where.endswith((".jsonl", ".csv", ".json")) else None,
+        )
+    case_id = data.get(id_field)
+    return Case(id=str(case_id) if case_id is not None else str(row), fields=data, row=row)
+
+
+def _check_unique(cases: list[Case], where: str) -> None:
+    seen: dict[str, int] = {}
+    for case in cases:
+        if case.id in seen:
+            raise SuiteError(f"case id '{case.id}' appears twice (rows {seen[case.id]} and {case.row})", file=where)
+        seen[case.id] = case.row

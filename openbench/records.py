@@ -1,0 +1,132 @@
+"""The typed records that flow from providers to the runner, the store and the reports.
+
+Everything here is a frozen dataclass: cheap to build, safe to share, and
+serialised to one JSON object per line in ``records.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The parameters that change a model's output (and so enter the cache key)."""
+
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as reported by the provider.
+
+    ``input_tokens`` counts every prompt token, cached or not (OpenAI's
+    convention); ``cached_input_tokens`` and ``cache_write_tokens`` are subsets
+    of it. ``reasoning_tokens`` is a subset of ``output_tokens``.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Timing of one successful attempt. See README "Metric definitions"."""
+
+    e2e_s: float
+    ttft_s: float | None = None
+    itl_s: float | None = None
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a provider returns for one successful attempt."""
+
+    text: str
+    usage: Usage
+    timing: Timing
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    value: float
+    passed: bool
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One line of records.jsonl: a (task, case, model) outcome."""
+
+    task: str
+    case_id: str
+    model: str
+    output: str | None = None
+    score: float | None = None
+    passed: bool | None = None
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None
+    error_kind: str | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    itl_s: float | None = None
+    tpot_s: float | None = None
+    output_tps: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    cached: bool = False
+    attempts: int = 0
+    wall_s: float | None = None
+    finish_reason: str | None = None
+    started_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.task, self.case_id, self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ItemResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Per-model outcome recorded in the manifest."""
+
+    id: str
+    provider: str
+    model: str
+    status: str  # ok | skipped | failed
+    reason: str | None = None

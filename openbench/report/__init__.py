@@ -1,0 +1,1 @@
+"""Output formats, one module each: the terminal table, CSV, Markdown, JSON and HTML."""

@@ -1,0 +1,78 @@
+"""The end-of-run table in the terminal (plain ASCII, no colour, when not a terminal)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from openbench.summary import ALL_TASKS, SummaryRow
+
+
+def fmt_num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return "$0"
+    return f"${value:.2g}" if value < 0.01 else f"${value:,.4f}"
+
+
+def fmt_quality(row: SummaryRow) -> str:
+    if row.quality_mean is None:
+        return "-"
+    if row.quality_ci_low is None:
+        return f"{row.quality_mean:.2f}"
+    return f"{row.quality_mean:.2f} [{row.quality_ci_low:.2f}, {row.quality_ci_high:.2f}]"
+
+
+def _cost_cell(row: SummaryRow) -> str:
+    if row.cost_basis == "dedicated":
+        return f"{fmt_usd(row.selfhost_dedicated_per_task_usd)} ded / {fmt_usd(row.selfhost_usage_per_task_usd)} use"
+    return fmt_usd(row.cost_per_task_usd)
+
+
+COLUMNS: list[tuple[str, Any]] = [
+    ("task", lambda r: r.task),
+    ("model", lambda r: r.model),
+    ("n", lambda r: str(r.items)),
+    ("quality [95% CI]", fmt_quality),
+    ("pass", lambda r: "-" if r.pass_rate is None else f"{r.pass_rate:.0%}"),
+    ("e2e p50 s", lambda r: fmt_num(r.latency_p50_s)),
+    ("e2e p95 s", lambda r: fmt_num(r.latency_p95_s)),
+    ("ttft p50 s", lambda r: fmt_num(r.ttft_p50_s, 3)),
+    ("tok/s", lambda r: fmt_num(r.output_tps_p50, 1)),
+    ("tok in/out", lambda r: f"{fmt_num(r.input_tokens_per_task, 0)}/{fmt_num(r.output_tokens_per_task, 0)}"),
+    ("$/task", _cost_cell),
+    ("$/passed", lambda r: fmt_usd(r.cost_per_passed_task_usd)),
+    ("errors", lambda r: str(r.errors)),
+    ("cached", lambda r: str(r.cached)),
+]
+
+
+def render_table(rows: list[SummaryRow], stream: TextIO | None = None, title: str | None = None, monthly: bool = False) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    stream = stream or sys.stdout
+    tty = stream.isatty()
+    console = Console(file=stream, no_color=not tty, highlight=False, width=None if tty else 200)
+    table = Table(title=title, box=box.SIMPLE_HEAD if tty else box.ASCII, show_lines=False)
+    columns = COLUMNS + ([("$/month", lambda r: fmt_usd(r.monthly_cost_usd))] if monthly else [])
+    for name, _ in columns:
+        table.add_column(name, no_wrap=name in ("task", "model"), justify="left" if name in ("task", "model") else "right")
+    last_task = None
+    for row in rows:
+        if last_task is not None and row.task != last_task and row.task == ALL_TASKS:
+            table.add_section()
+        last_task = row.task
+        table.add_row(*(fn(row) for _, fn in columns))
+    console.print(table)
+    notes = []
+    if any(r.cached for r in rows if r.task == ALL_TASKS):
+        notes.append("  cached rows are replays: they count for quality and cost, not for latency.")
+    for note in notes:
+        console.print(note, markup=False)

@@ -1,0 +1,358 @@
+"""Runs a suite: per model, items flow through a bounded pool of workers.
+
+The runner owns what must mean the same for every provider: concurrency, rate
+limits, retries with backoff, the per-attempt clock, the cache, scoring and
+writing each record as soon as it is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any, Iterator, Protocol
+
+from openbench import registry
+from openbench.cache import ResponseCache, cache_key
+from openbench.data import Case, load_cases
+from openbench.errors import MissingKey, OpenbenchError
+from openbench.limits import RateLimiter
+from openbench.prompts import TemplateError, build_request
+from openbench.providers.base import AttemptError, Provider
+from openbench.records import ChatRequest, Completion, ItemResult, Sampling
+from openbench.scorers.base import BoundScorer, bind_task, combine
+from openbench.store import RunStore, utc_now
+from openbench.suite import LoadedSuite, ModelSpec, TaskSpec
+from openbench.timing import AttemptClock, output_tps, tpot
+
+BACKOFF_CAP_S = 30.0
+RETRY_AFTER_CAP_S = 120.0
+
+
+class RunAborted(OpenbenchError):
+    """The run stopped itself (error rate too high)."""
+
+    exit_code = 1
+
+
+class Reporter(Protocol):
+    def model_started(self, model_id: str, total: int) -> None: ...
+    def item_done(self, model_id: str, record: ItemResult) -> None: ...
+    def model_finished(self, model_id: str, status: str, reason: str | None) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    model_ids: list[str] | None = None
+    limit: int | None = None
+    cache: bool = True
+    max_error_rate: float | None = None
+    max_cost_usd: float | None = None
+    error_rate_min_items: int = 20
+    utilisation: float | None = None
+    price_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    task: TaskSpec
+    scorers: list[BoundScorer]
+    case: Case
+
+
+@dataclass
+class ModelRun:
+    """What the manifest says about one model after the run."""
+
+    spec: ModelSpec
+    status: str = "pending"
+    reason: str | None = None
+    items: int = 0
+    errors: int = 0
+    cached: int = 0
+    busy_s: float = 0.0
+    output_tokens: int = 0
+    spent_usd: float = 0.0
+    price: dict[str, Any] | None = None
+    hardware_profile: dict[str, Any] | None = None
+    utilisation: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    stop: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.spec.id,
+            "provider": self.spec.provider,
+            "model": self.spec.model,
+            "status": self.status,
+            "reason": self.reason,
+            "items": self.items,
+            "errors": self.errors,
+            "cached": self.cached,
+            "busy_s": round(self.busy_s, 6),
+            "output_tokens": self.output_tokens,
+            "concurrency": self.spec.concurrency,
+            "batch_size": self.spec.batch_size if self.spec.provider == "hf" else None,
+            "price": self.price,
+            "hardware_profile": self.hardware_profile,
+            "utilisation": self.utilisation,
+            **self.details,
+        }
+
+
+class Runner:
+    def __init__(self, suite: LoadedSuite, store: RunStore, options: RunOptions, reporter: Reporter):
+        self.suite, self.store, self.options, self.reporter = suite, store, options, reporter
+        self.done = {k for k, r in store.latest_records().items() if r.error is None}
+        self.cache: ResponseCache | None = None
+        self.spent_usd = 0.0
+        self.budget_hit = False
+
+    def models(self) -> list[ModelSpec]:
+        if not self.options.model_ids:
+            return list(self.suite.spec.models)
+        return [self.suite.model(m) for m in self.options.model_ids]
+
+    def work(self) -> list[tuple[TaskSpec, list[BoundScorer], list[Case]]]:
+        out = []
+        for ti, task in enumerate(self.suite.spec.tasks):
+            out.append((task, bind_task(task), load_cases(self.suite, ti, self.options.limit)))
+        return out
+
+    async def run(self) -> list[ModelRun]:
+        work = self.work()
+        results = []
+        try:
+            for spec in self.models():
+                results.append(await self._run_model(spec, work))
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+        return results
+
+    # -- one model --------------------------------------------------------------------------------
+
+    async def _run_model(self, spec: ModelSpec, work: list) -> ModelRun:
+        run = ModelRun(spec)
+        todo = [
+            WorkItem(task, scorers, case)
+            for task, scorers, cases in work
+            for case in cases
+            if (task.name, case.id, spec.id) not in self.done
+        ]
+        provider_cls = registry.resolve("provider", spec.provider)
+        provider: Provider = provider_cls(spec, self.suite.dir)
+        try:
+            provider.check()
+        except MissingKey as exc:
+            run.status, run.reason = "skipped", str(exc)
+        except OpenbenchError as exc:
+            run.status, run.reason = "failed", str(exc)
+        if run.status != "pending":
+            self.reporter.model_finished(spec.id, run.status, run.reason)
+            return run
+        if not provider.self_hosted:
+            run.price = self._price(spec)
+        hardware = self.suite.spec.hardware_for(spec)
+        if hardware is not None:
+            import dataclasses
+
+            run.hardware_profile = dataclasses.asdict(hardware)
+            run.utilisation = self.options.utilisation or self.suite.spec.utilisation_for(spec)
+        if not todo:
+            run.status, run.reason = "ok", "nothing left to run"
+            self.reporter.model_finished(spec.id, run.status, run.reason)
+            return run
+        self.reporter.model_started(spec.id, len(todo))
+        try:
+            await provider.start()
+        except Exception as exc:  # noqa: BLE001 - any load failure fails this model, not the run
+            run.status, run.reason = "failed", f"could not start: {type(exc).__name__}: {exc}"
+            self.reporter.model_finished(spec.id, run.status, run.reason)
+            return run
+        run.details = provider.describe()
+        use_cache = self.options.cache and spec.use_cache
+        if use_cache and self.cache is None:
+            self.cache = ResponseCache()
+        identity = provider.cache_identity() if use_cache else None
+        limiter = RateLimiter(spec.rpm, spec.tpm)
+        in_flight = getattr(provider, "max_in_flight", lambda: spec.concurrency)()
+        items: Iterator[WorkItem] = iter(todo)
+        first_start: list[float] = []
+        last_end = [0.0]
+
+        async def worker() -> None:
+            for item in items:
+                if run.stop:
+                    return
+                record = await self._run_item(provider, spec, run, item, limiter, identity, first_start)
+                if not record.cached:
+                    last_end[0] = max(last_end[0], perf_counter())
+                self._account(run, record)
+                self.store.append(record)
+                self.reporter.item_done(spec.id, record)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
+        finally:
+            await provider.close()
+        if first_start and last_end[0]:
+            run.busy_s = last_end[0] - first_start[0]
+        if run.status == "pending":
+            run.status = "ok"
+            if self.budget_hit:
+                run.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
+        self.reporter.model_finished(spec.id, run.status, run.reason)
+        return run
+
+    def _price(self, spec: ModelSpec) -> dict[str, Any] | None:
+        import dataclasses
+
+        from openbench import pricing
+
+        suite_override = spec.price.model_dump(exclude_none=True) if spec.price else None
+        price = pricing.resolve_price(
+            spec.provider, spec.model, suite_override=suite_override, cli_override=self.options.price_overrides.get(spec.id)
+        )
+        return dataclasses.asdict(price) if price else None
+
+    def _account(self, run: ModelRun, record: ItemResult) -> None:
+        run.items += 1
+        run.errors += record.error is not None
+        run.cached += record.cached
+        run.output_tokens += 0 if record.cached else (record.output_tokens or 0)
+        if record.cost_usd is not None and not record.cached:
+            run.spent_usd += record.cost_usd
+            self.spent_usd += record.cost_usd
+        limit = self.options.max_cost_usd
+        if limit is not None and self.spent_usd >= limit and not self.budget_hit:
+            self.budget_hit = True
+            run.stop = True
+            self.reporter.note(f"spent ${self.spent_usd:.4f} ≥ --max-cost ${limit}: no new requests will be sent")
+        rate = self.options.max_error_rate
+        if rate is not None and run.items >= self.options.error_rate_min_items and run.errors / run.items > rate:
+            run.stop = True
+            run.status = "failed"
+            run.reason = f"error rate {run.errors}/{run.items} exceeded --max-error-rate {rate}"
+            raise RunAborted(f"model '{run.spec.id}': {run.reason}; finished items are saved")
+
+    # -- one item ---------------------------------------------------------------------------------
+
+    async def _run_item(
+        self,
+        provider: Provider,
+        spec: ModelSpec,
+        run: ModelRun,
+        item: WorkItem,
+        limiter: RateLimiter,
+        identity: dict[str, Any] | None,
+        first_start: list[float],
+    ) -> ItemResult:
+        base = {"task": item.task.name, "case_id": item.case.id, "model": spec.id, "started_at": utc_now()}
+        try:
+            request = self._request(item)
+        except TemplateError as exc:
+            return ItemResult(**base, error=str(exc), error_kind="template")
+        if self.budget_hit:
+            run.stop = True
+        key = cache_key(identity, request) if identity is not None else None
+        cached = self.cache.get(key) if key is not None and self.cache is not None else None
+        attempts = 0
+        wall_start = perf_counter()
+        if cached is not None:
+            completion, error = cached, None
+        else:
+            completion, error, attempts = await self._attempts(provider, spec, run, request, item, limiter, first_start)
+            if completion is not None and key is not None and self.cache is not None:
+                self.cache.put(key, completion)
+        wall_s = perf_counter() - wall_start
+        if completion is None:
+            return ItemResult(**base, error=str(error), error_kind=error.kind, attempts=attempts, wall_s=wall_s)
+        return self._scored(base, item, spec, run, completion, cached is not None, attempts, wall_s)
+
+    def _request(self, item: WorkItem) -> ChatRequest:
+        d, task = self.suite.spec.defaults, item.task
+        sampling = Sampling(
+            temperature=task.temperature if task.temperature is not None else d.temperature,
+            max_tokens=task.max_tokens or d.max_tokens,
+            seed=d.seed,
+            top_p=d.top_p,
+            stop=tuple(d.stop),
+        )
+        system = task.system if task.system is not None else d.system
+        return build_request(system, task.prompt, item.case.fields, sampling)
+
+    async def _attempts(
+        self, provider, spec, run, request, item, limiter, first_start
+    ) -> tuple[Completion | None, AttemptError | None, int]:
+        attempts = 0
+        error: AttemptError | None = None
+        estimate = sum(len(m.content) for m in request.messages) // 4 + request.sampling.max_tokens
+        while attempts <= spec.max_retries:
+            if run.status == "failed":
+                return None, error or AttemptError("model_failed", run.reason or "model failed"), attempts
+            await limiter.acquire(estimate)
+            attempts += 1
+            clock = AttemptClock()
+            if not first_start:
+                first_start.append(clock.start)
+            try:
+                if provider.self_hosted and spec.provider == "hf":
+                    return await provider.complete(request, clock, item.case.fields), None, attempts
+                return await asyncio.wait_for(provider.complete(request, clock, item.case.fields), spec.timeout_s), None, attempts
+            except asyncio.TimeoutError:
+                error = AttemptError("timeout", f"no complete answer within {spec.timeout_s:g}s", retryable=True)
+            except AttemptError as exc:
+                error = exc
+            if error.fatal:
+                if run.status != "failed":
+                    run.status, run.reason, run.stop = "failed", f"{error.kind}: {error}", True
+                    self.reporter.note(f"model '{spec.id}' failed: {error} (not retrying its other items)")
+                return None, error, attempts
+            if not error.retryable or attempts > spec.max_retries:
+                break
+            await asyncio.sleep(self._backoff(spec, attempts, error))
+        return None, error, attempts
+
+    @staticmethod
+    def _backoff(spec: ModelSpec, attempt: int, error: AttemptError) -> float:
+        if error.retry_after is not None:
+            return min(RETRY_AFTER_CAP_S, error.retry_after) + random.uniform(0, 0.05)
+        # Full jitter: spreads retries of many concurrent items that failed together.
+        return random.uniform(0, min(BACKOFF_CAP_S, spec.backoff_s * 2 ** (attempt - 1)))
+
+    def _scored(self, base, item, spec, run, completion, cached, attempts, wall_s) -> ItemResult:
+        from openbench import pricing
+
+        usage, timing = completion.usage, completion.timing
+        cost = None
+        if run.price is not None:
+            cost = pricing.cost(usage, pricing.Price(**run.price), batch=spec.batch_api)
+        fields: dict[str, Any] = dict(
+            output=completion.text,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=cost,
+            cached=cached,
+            attempts=attempts,
+            wall_s=wall_s,
+            finish_reason=completion.finish_reason,
+        )
+        if not cached:  # a replay has no latency to report
+            fields.update(
+                latency_s=timing.e2e_s,
+                ttft_s=timing.ttft_s,
+                itl_s=timing.itl_s,
+                tpot_s=tpot(timing, usage.output_tokens),
+                output_tps=output_tps(timing, usage.output_tokens),
+            )
+        try:
+            score, passed, scores = combine(item.scorers, completion.text, item.case.fields, item.task.pass_threshold)
+        except Exception as exc:  # noqa: BLE001 - a scorer failure is this item's error, never a silent 0
+            return ItemResult(**base, **fields, error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
+        return ItemResult(**base, **fields, score=score, passed=passed, scores=scores)

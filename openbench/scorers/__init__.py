@@ -1,0 +1,1 @@
+"""Scorers: plain functions ``fn(output, case, **params) -> ScoreResult`` named in ``openbench.registry``."""

@@ -1,0 +1,79 @@
+"""Binding a suite's scorer specs to functions, and combining their results per item.
+
+A scorer is a function ``fn(output: str, case: dict, *, param=default, ...)``
+returning a ``ScoreResult`` with a value in [0, 1]. String parameters
+(including defaults such as ``expected="{{ answer }}"``) are Jinja2 templates
+over the case's fields.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from openbench import registry
+from openbench.prompts import fields_used, render_value
+from openbench.records import ScoreResult
+from openbench.suite import ScorerSpec, TaskSpec
+
+
+@dataclass(frozen=True)
+class BoundScorer:
+    name: str
+    weight: float
+    fn: Callable[..., ScoreResult]
+    params: dict[str, Any]
+
+    @classmethod
+    def bind(cls, spec: ScorerSpec) -> BoundScorer:
+        fn = registry.resolve("scorer", spec.type)
+        sig = inspect.signature(getattr(fn, "check_signature", fn))
+        defaults = {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+        }
+        return cls(spec.name, spec.weight, fn, {**defaults, **spec.params})
+
+    def fields_used(self) -> set[str]:
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, str) and "{" in value:
+                found.update(fields_used(value))
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+
+        walk(self.params)
+        return found
+
+    def __call__(self, output: str, case: dict[str, Any]) -> ScoreResult:
+        return self.fn(output, case, **render_value(self.params, case))
+
+
+def bind_task(task: TaskSpec) -> list[BoundScorer]:
+    return [BoundScorer.bind(spec) for spec in task.scorers]
+
+
+def combine(
+    scorers: list[BoundScorer], output: str, case: dict[str, Any], pass_threshold: float | None
+) -> tuple[float, bool, dict[str, dict[str, Any]]]:
+    """Weighted mean of the scorers; passed = every scorer passed, or score ≥ threshold when one is set."""
+    results: dict[str, dict[str, Any]] = {}
+    total = weights = 0.0
+    all_passed = True
+    for scorer in scorers:
+        result = scorer(output, case)  # an exception here makes the item an error, never a silent 0
+        value = min(1.0, max(0.0, float(result.value)))
+        results[scorer.name] = {"value": value, "passed": bool(result.passed), "explanation": result.explanation}
+        total += value * scorer.weight
+        weights += scorer.weight
+        all_passed = all_passed and bool(result.passed)
+    score = total / weights if weights else 0.0
+    passed = score >= pass_threshold - 1e-12 if pass_threshold is not None else all_passed
+    return score, passed, results

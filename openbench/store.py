@@ -1,0 +1,113 @@
+"""A run on disk: ``results/<run-id>/`` with manifest.json, records.jsonl and summary.csv.
+
+records.jsonl is append-only, one JSON object per finished item, flushed as it
+is written, so an interrupted run loses nothing it finished. A torn last line
+(from kill -9) is ignored when reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from openbench.errors import RunError
+from openbench.records import ItemResult
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+SUMMARY = "summary.csv"
+
+
+def new_run_id(suite_name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip("-")[:40] or "run"
+    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug}"
+
+
+class RunStore:
+    def __init__(self, path: Path):
+        self.path = path
+        self._records = None
+
+    @classmethod
+    def create(cls, out_dir: Path, run_id: str) -> RunStore:
+        path = out_dir / run_id
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = out_dir / f"{run_id}-{suffix}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: Path) -> RunStore:
+        """An existing run: a run folder, or a run id under ``results/``."""
+        if not (path / MANIFEST).is_file() and not (path / RECORDS).is_file():
+            raise RunError(f"{path} is not a run folder (no {MANIFEST} or {RECORDS})")
+        return cls(path)
+
+    # -- manifest ---------------------------------------------------------------------------------
+
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{self.path / MANIFEST} is not valid JSON: {exc.msg}") from None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path / MANIFEST)
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def append(self, record: ItemResult) -> None:
+        if self._records is None:
+            self._repair_tail()
+            self._records = open(self.path / RECORDS, "a", encoding="utf-8")
+        self._records.write(json.dumps(record.to_dict(), ensure_ascii=False, default=str) + "\n")
+        self._records.flush()
+
+    def _repair_tail(self) -> None:
+        """Cut a torn last line so that appended records start on a line of their own."""
+        path = self.path / RECORDS
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        with open(path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.seek(data.rfind(b"\n") + 1)
+            f.truncate()
+
+    def close(self) -> None:
+        if self._records is not None:
+            self._records.close()
+            self._records = None
+
+    def iter_records(self) -> Iterator[ItemResult]:
+        """Every record in file order; a torn or corrupt line is skipped."""
+        path = self.path / RECORDS
+        if not path.exists():
+            return
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    yield ItemResult.from_dict(json.loads(line))
+                except (json.JSONDecodeError, TypeError):
+                    continue
+
+    def latest_records(self) -> dict[tuple[str, str, str], ItemResult]:
+        """The last record per (task, case, model): what a resumed run counts as done."""
+        return {r.key: r for r in self.iter_records()}
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,428 @@
+"""The suite file: pydantic models (unknown keys forbidden), loading and errors.
+
+``load_suite`` turns a YAML file into a validated ``Suite``. Any problem becomes
+one ``SuiteError`` naming the file, the line, the field, what was expected and,
+for a misspelt name, a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from openbench import registry
+from openbench.errors import SuiteError
+
+PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+# Providers billed per token by a vendor: their answers are cached by default
+# so a re-run never pays twice. Self-hosted ones are re-measured by default.
+PAID_PROVIDERS = frozenset(PROVIDER_KEY_ENV)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Strict):
+    system: str | None = Field(None, description="System prompt used when a task sets none.")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(256, ge=1, le=1_000_000)
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description="Sampling seed, also used to sample data.")
+    top_p: float | None = Field(None, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list)
+
+
+class PriceOverride(_Strict):
+    """Negotiated per-token prices in USD per million tokens; unset fields fall back to the catalogue."""
+
+    input_per_mtok: float | None = Field(None, ge=0)
+    output_per_mtok: float | None = Field(None, ge=0)
+    cache_read_per_mtok: float | None = Field(None, ge=0)
+    cache_write_per_mtok: float | None = Field(None, ge=0)
+    reasoning_per_mtok: float | None = Field(None, ge=0)
+    batch_discount: float | None = Field(None, ge=0, lt=1)
+
+
+class HardwareSpec(_Strict):
+    """What a self-hosted model runs on, for cost. ``name`` starts from a built-in profile."""
+
+    name: str | None = Field(None, description="Built-in profile to start from: cpu-2core, l4, a100-80gb, h100.")
+    accelerator: str | None = None
+    count: int | None = Field(None, ge=1, le=100_000)
+    usd_per_hour: float | None = Field(None, ge=0, le=1_000_000, description="Per accelerator (or instance).")
+    utilisation: float | None = Field(
+        None, gt=0, le=1, description="Share of rented time that is busy, for the dedicated view (default 0.5)."
+    )
+
+    def as_mapping(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, exclude={"utilisation"})
+
+
+class ModelSpec(_Strict):
+    id: str = Field(..., min_length=1, description="Unique label used in tables and on the command line.")
+    provider: str = Field(..., description="hf, openai, anthropic, openai-compatible, reference, or a plugin.")
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="Provider model name; for hf a hub id, a local folder, or pkg://package/path.",
+    )
+    # API providers
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="Variable holding the API key.")
+    concurrency: int = Field(8, ge=1, le=4096)
+    rpm: float | None = Field(None, gt=0, description="Requests per minute limit.")
+    tpm: float | None = Field(None, gt=0, description="Tokens per minute limit (estimated from max_tokens).")
+    timeout_s: float = Field(120.0, gt=0, le=86_400, description="Per-request timeout.")
+    max_retries: int = Field(4, ge=0, le=50)
+    backoff_s: float = Field(0.5, ge=0, le=600, description="First retry's backoff; doubles per attempt, with jitter.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra request parameters passed through.")
+    # local (hf) providers
+    gguf_file: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = Field("cpu", description="cpu, cuda, cuda:0, mps or auto (device_map='auto').")
+    batch_size: int = Field(8, ge=1, le=4096)
+    # reference provider
+    field: str | None = Field(None, description="reference provider: the case field to output.")
+    # cost
+    price: PriceOverride | None = None
+    batch_api: bool = Field(False, description="Price at the vendor's batch-API discount.")
+    hardware: str | HardwareSpec | None = Field(None, description="Hardware profile name or spec for self-hosted cost.")
+    cache: bool | None = Field(None, description="Cache responses on disk (default: on for paid APIs).")
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if not registry.exists("provider", value):
+            raise ValueError(
+                f"unknown provider '{value}'{registry.did_you_mean(value, registry.names('provider'))}; "
+                f"expected one of: {', '.join(registry.names('provider'))}"
+            )
+        return value
+
+    @property
+    def key_env(self) -> str | None:
+        return self.api_key_env or PROVIDER_KEY_ENV.get(self.provider)
+
+    @property
+    def use_cache(self) -> bool:
+        return self.cache if self.cache is not None else self.provider in PAID_PROVIDERS
+
+
+class ScorerSpec(BaseModel):
+    """A scorer by ``type``, with an optional weight; other keys are the scorer's parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    weight: float = Field(1.0, ge=0, le=1_000_000)
+    label: str | None = Field(None, description="Column name when a task uses one scorer type twice.")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def name(self) -> str:
+        return self.label or self.type
+
+
+class HFDataSpec(_Strict):
+    path: str = Field(..., description="Dataset name on the hub, a builder (json/csv/parquet) or a saved folder.")
+    name: str | None = Field(None, description="Dataset configuration.")
+    split: str = "test"
+    data_files: str | list[str] | None = None
+    revision: str | None = None
+
+
+class DataSpec(_Strict):
+    cases: list[dict[str, Any]] | None = None
+    file: str | None = Field(None, description="JSONL or CSV file, relative to the suite file.")
+    hf: HFDataSpec | None = None
+    limit: int | None = Field(None, ge=1, le=100_000_000)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Sample `limit` cases with this seed.")
+    id_field: str = "id"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        given = [k for k in ("cases", "file", "hf") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of cases, file or hf (got {', '.join(given) or 'none'})")
+        return self
+
+
+class TaskSpec(_Strict):
+    name: str = Field(..., min_length=1)
+    description: str | None = None
+    system: str | None = Field(None, description="System prompt (Jinja2 template); defaults.system when unset.")
+    prompt: str = Field(..., min_length=1, description="User message, a Jinja2 template over the case's fields.")
+    data: DataSpec
+    scorers: list[ScorerSpec] = Field(..., min_length=1)
+    pass_threshold: float | None = Field(
+        None, ge=0, le=1, description="An item passes when its weighted score reaches this; default: every scorer passes."
+    )
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    cluster_field: str | None = Field(None, description="Case field whose items are correlated (for the statistics).")
+
+
+class GateSpec(_Strict):
+    baseline: str | None = None
+    candidate: str | None = None
+    margin: float = Field(0.02, ge=0, le=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    max_p95_latency_s: float | None = Field(None, gt=0)
+    max_cost_per_task_usd: float | None = Field(None, ge=0)
+    min_pass_rate: float | None = Field(None, ge=0, le=1)
+    per_task: bool = Field(True, description="Apply the quality rule to every task, not only overall.")
+
+
+class Suite(_Strict):
+    name: str = Field(..., min_length=1)
+    description: str | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    models: list[ModelSpec] = Field(..., min_length=1)
+    tasks: list[TaskSpec] = Field(..., min_length=1)
+    hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="Hardware profiles to add or override.")
+    gate: GateSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> Suite:
+        for kind, labels in (("model id", [m.id for m in self.models]), ("task name", [t.name for t in self.tasks])):
+            dupes = sorted({x for x in labels if labels.count(x) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind}: {', '.join(dupes)}")
+        return self
+
+    def hardware_for(self, model: ModelSpec) -> Any:
+        """The model's ``pricing.Hardware``, or None when it names none."""
+        from openbench import pricing
+
+        ref = model.hardware
+        if ref is None:
+            return None
+        overrides = {name: spec.as_mapping() for name, spec in self.hardware.items()}
+        return pricing.resolve_hardware(ref if isinstance(ref, str) else ref.as_mapping(), overrides)
+
+    def utilisation_for(self, model: ModelSpec) -> float | None:
+        ref = model.hardware
+        spec = self.hardware.get(ref) if isinstance(ref, str) else ref
+        return spec.utilisation if spec is not None else None
+
+
+class LoadedSuite:
+    """A validated suite plus where it came from."""
+
+    def __init__(self, spec: Suite, path: Path, sha256: str, lines: dict[tuple, int]):
+        self.spec, self.path, self.sha256, self._lines = spec, path, sha256, lines
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    def error(self, message: str, loc: tuple) -> SuiteError:
+        """A SuiteError located at ``loc`` (a path into the YAML document)."""
+        return SuiteError(message, file=str(self.path), line=_line_for(self._lines, loc), field=_dotted(loc))
+
+    def model(self, model_id: str) -> ModelSpec:
+        for m in self.spec.models:
+            if m.id == model_id:
+                return m
+        known = [m.id for m in self.spec.models]
+        raise SuiteError(f"no model '{model_id}'{registry.did_you_mean(model_id, known)}. Known: {', '.join(known)}")
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError("no such file" if not path.exists() else "not a file", file=str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
+    if "\x00" in text:
+        raise SuiteError("not a text file (contains NUL bytes)", file=str(path))
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SuiteError(f"invalid YAML: {problem}", file=str(path), line=mark.line + 1 if mark else None) from None
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise SuiteError(f"invalid YAML: {exc}", file=str(path)) from None
+    if data is None:
+        raise SuiteError("the file is empty; a suite needs name, models and tasks", file=str(path))
+    if not isinstance(data, dict):
+        raise SuiteError(
+            f"expected a mapping with name, models and tasks at the top, got {type(data).__name__}",
+            file=str(path),
+            line=1,
+        )
+    lines: dict[tuple, int] = {}
+    _index_lines(node, (), lines)
+    try:
+        spec = Suite.model_validate(data)
+    except ValidationError as exc:
+        raise _suite_error(exc, path, lines) from None
+    suite = LoadedSuite(spec, path.resolve(), hashlib.sha256(raw).hexdigest(), lines)
+    _check_scorers(suite)
+    _check_templates(suite)
+    _check_hardware(suite)
+    return suite
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Suite.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "openbench suite"
+    return schema
+
+
+# --- locating errors -------------------------------------------------------------------------
+
+
+def _index_lines(node: Any, loc: tuple, lines: dict[tuple, int]) -> None:
+    import yaml
+
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = loc + (key.value,)
+            _index_lines(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _index_lines(value, loc + (i,), lines)
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _model_class_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc``, following field annotations."""
+    cls: type[BaseModel] | None = Suite
+    for part in loc:
+        if cls is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(str(part))
+        cls = _find_model(field.annotation) if field else None
+    return cls
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, (types.UnionType, typing._GenericAlias)) or typing.get_origin(annotation):
+        for arg in typing.get_args(annotation):
+            found = _find_model(arg)
+            if found:
+                return found
+    return None
+
+
+def _suite_error(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> SuiteError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    kind, msg = first["type"], first["msg"]
+    if kind == "extra_forbidden":
+        owner = _model_class_at(loc[:-1])
+        known = list(owner.model_fields) if owner else []
+        message = f"unknown key '{loc[-1]}'{registry.did_you_mean(str(loc[-1]), known)}"
+        if known:
+            message += f"; allowed here: {', '.join(known)}"
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = msg.removeprefix("Value error, ")
+        if "input" in first and kind not in ("value_error",) and not isinstance(first["input"], (dict, list)):
+            message += f" (got {first['input']!r:.60})"
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return SuiteError(message, file=str(path), line=_line_for(lines, loc), field=_dotted(loc) or None)
+
+
+# --- checks that need more than the schema ---------------------------------------------------
+
+
+def _check_scorers(suite: LoadedSuite) -> None:
+    for ti, task in enumerate(suite.spec.tasks):
+        labels = [s.name for s in task.scorers]
+        for si, spec in enumerate(task.scorers):
+            loc = ("tasks", ti, "scorers", si)
+            if labels.count(spec.name) > 1:
+                raise suite.error(f"scorer '{spec.name}' is used twice; give each a distinct `label`", loc)
+            try:
+                fn = registry.resolve("scorer", spec.type)
+            except registry.UnknownName as exc:
+                raise suite.error(str(exc), loc + ("type",)) from None
+            _check_params(suite, fn, spec, loc)
+
+
+def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
+    sig = inspect.signature(getattr(fn, "check_signature", fn))
+    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
+    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    allowed = {p.name for p in params}
+    for key in spec.params:
+        if key not in allowed:
+            raise suite.error(
+                f"scorer '{spec.type}' has no parameter '{key}'{registry.did_you_mean(key, allowed)}; "
+                f"parameters: {', '.join(sorted(allowed)) or 'none'}",
+                loc + (key,),
+            )
+    for p in params:
+        if p.default is inspect.Parameter.empty and p.name not in spec.params and p.name != "expected":
+            raise suite.error(f"scorer '{spec.type}' needs the parameter '{p.name}'", loc)
+
+
+def _check_templates(suite: LoadedSuite) -> None:
+    from openbench.prompts import TemplateError, compile_template
+
+    for ti, task in enumerate(suite.spec.tasks):
+        for key in ("prompt", "system"):
+            source = getattr(task, key)
+            if source is None:
+                continue
+            try:
+                compile_template(source)
+            except TemplateError as exc:
+                raise suite.error(str(exc), ("tasks", ti, key)) from None
+
+
+def _check_hardware(suite: LoadedSuite) -> None:
+    for mi, model in enumerate(suite.spec.models):
+        try:
+            suite.spec.hardware_for(model)
+        except (KeyError, ValueError, TypeError) as exc:
+            message = exc.args[0] if exc.args else str(exc)
+            if isinstance(model.hardware, str):
+                from openbench import pricing
+
+                known = sorted({*pricing.BUILTIN_HARDWARE, *suite.spec.hardware})
+                message = f"unknown hardware '{model.hardware}'{registry.did_you_mean(model.hardware, known)}. Known: {', '.join(known)}"
+            raise suite.error(message, ("models", mi, "hardware")) from None

@@ -1,0 +1,181 @@
+"""From records to one row per task × model (plus an overall row per model).
+
+Every figure in tables, CSVs and reports comes from here, so they all agree.
+Quality is averaged over scored items only; errors are counted apart and never
+scored 0. Cached replays count for quality and cost, never for latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterable
+
+from openbench.records import ItemResult
+
+ALL_TASKS = "(all)"
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    task: str
+    model: str
+    provider: str | None
+    status: str | None
+    items: int
+    scored: int
+    errors: int
+    cached: int
+    quality_mean: float | None
+    quality_ci_low: float | None
+    quality_ci_high: float | None
+    pass_rate: float | None
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    output_tps_p50: float | None
+    input_tokens_per_task: float | None
+    output_tokens_per_task: float | None
+    cost_per_task_usd: float | None
+    cost_per_1k_tasks_usd: float | None
+    cost_per_passed_task_usd: float | None
+    cost_basis: str | None
+    selfhost_usage_per_task_usd: float | None
+    selfhost_dedicated_per_task_usd: float | None
+    monthly_cost_usd: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COLUMNS = [f.name for f in fields(SummaryRow)]
+
+
+class _Group:
+    __slots__ = ("items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n", "lat_sum")
+
+    def __init__(self) -> None:
+        self.items = self.errors = self.cached = self.passed = self.cost_n = 0
+        self.scores: list[float] = []
+        self.latency: list[float] = []
+        self.ttft: list[float] = []
+        self.tps: list[float] = []
+        self.tin: list[int] = []
+        self.tout: list[int] = []
+        self.cost = 0.0
+        self.lat_sum = 0.0
+
+    def add(self, r: ItemResult) -> None:
+        self.items += 1
+        if r.error is not None:
+            self.errors += 1
+            return
+        self.cached += r.cached
+        if r.score is not None:
+            self.scores.append(r.score)
+            self.passed += bool(r.passed)
+        if not r.cached:
+            if r.latency_s is not None:
+                self.latency.append(r.latency_s)
+                self.lat_sum += r.latency_s
+            if r.ttft_s is not None:
+                self.ttft.append(r.ttft_s)
+            if r.output_tps is not None:
+                self.tps.append(r.output_tps)
+        if r.input_tokens is not None:
+            self.tin.append(r.input_tokens)
+        if r.output_tokens is not None:
+            self.tout.append(r.output_tokens)
+        if r.cost_usd is not None:
+            self.cost += r.cost_usd
+            self.cost_n += 1
+
+
+def summarise(
+    records: Iterable[ItemResult],
+    manifest: dict[str, Any] | None = None,
+    volume_per_month: float | None = None,
+    confidence: float = 0.95,
+) -> list[SummaryRow]:
+    """Rows per (task, model) in suite order, then one overall row per model."""
+    from openbench import pricing, stats
+
+    manifest = manifest or {}
+    models = {m["id"]: m for m in manifest.get("models", [])}
+    groups: dict[tuple[str, str], _Group] = {}
+    overall: dict[str, _Group] = {}
+    for r in records:
+        groups.setdefault((r.task, r.model), _Group()).add(r)
+        overall.setdefault(r.model, _Group()).add(r)
+    model_lat = {m: g.lat_sum for m, g in overall.items()}
+
+    def row(task: str, model: str, g: _Group) -> SummaryRow:
+        info = models.get(model, {})
+        est = stats.mean_ci(g.scores, confidence) if g.scores else None
+        ok = g.items - g.errors
+        mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+        api_cost = g.cost / g.cost_n if g.cost_n and g.cost_n == ok else None
+        usage = dedicated = None
+        hw = info.get("hardware_profile")
+        if hw and info.get("busy_s") and model_lat.get(model):
+            # A task's share of the model's busy time is its share of the summed item latencies.
+            share = g.lat_sum / model_lat[model]
+            busy_per_task = info["busy_s"] * share / max(1, len(g.latency))
+            costs = pricing.self_hosted_cost_per_task(
+                pricing.Hardware(**hw), busy_per_task, info.get("utilisation") or pricing.DEFAULT_UTILISATION
+            )
+            usage, dedicated = costs.usage_usd, costs.dedicated_usd
+        per_task, basis = (api_cost, "api") if api_cost is not None else (dedicated, "dedicated" if dedicated is not None else None)
+        pass_rate = g.passed / len(g.scores) if g.scores else None
+        return SummaryRow(
+            task=task,
+            model=model,
+            provider=info.get("provider"),
+            status=info.get("status"),
+            items=g.items,
+            scored=len(g.scores),
+            errors=g.errors,
+            cached=g.cached,
+            quality_mean=est.mean if est else None,
+            # Scores live in [0, 1]; a t-interval may overshoot on small samples.
+            quality_ci_low=max(0.0, est.lo) if est and est.lo is not None else None,
+            quality_ci_high=min(1.0, est.hi) if est and est.hi is not None else None,
+            pass_rate=pass_rate,
+            latency_p50_s=stats.percentile(g.latency, 50),
+            latency_p95_s=stats.percentile(g.latency, 95),
+            ttft_p50_s=stats.percentile(g.ttft, 50),
+            ttft_p95_s=stats.percentile(g.ttft, 95),
+            output_tps_p50=stats.percentile(g.tps, 50),
+            input_tokens_per_task=mean(g.tin),
+            output_tokens_per_task=mean(g.tout),
+            cost_per_task_usd=per_task,
+            cost_per_1k_tasks_usd=per_task * 1000 if per_task is not None else None,
+            cost_per_passed_task_usd=per_task / pass_rate if per_task is not None and pass_rate else None,
+            cost_basis=basis,
+            selfhost_usage_per_task_usd=usage,
+            selfhost_dedicated_per_task_usd=dedicated,
+            monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
+        )
+
+    task_order = {t: i for i, t in enumerate(manifest.get("tasks", []))}
+    model_order = {m: i for i, m in enumerate(models)}
+    keys = sorted(groups, key=lambda k: (task_order.get(k[0], 1e9), k[0], model_order.get(k[1], 1e9), k[1]))
+    rows = [row(t, m, groups[(t, m)]) for t, m in keys]
+    for model in sorted(overall, key=lambda m: (model_order.get(m, 1e9), m)):
+        rows.append(row(ALL_TASKS, model, overall[model]))
+    # Models that produced no record (skipped, failed to start) still get a row, with the reason.
+    for model, info in models.items():
+        if model not in overall:
+            empty = row(ALL_TASKS, model, _Group())
+            rows.append(empty)
+    return rows
+
+
+def write_csv(rows: list[SummaryRow], path: Any) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in r.to_dict().items()})
