@@ -146,3 +146,104 @@ def entrypoint() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _sides(run_dir: Path, baseline: Optional[str], candidate: Optional[str], baseline_run: Optional[Path]):
+    from openbench.compare import Side
+    from openbench.errors import RunError
+    from openbench.store import RunStore
+
+    cand_store = RunStore.open(run_dir)
+    base_store = RunStore.open(baseline_run) if baseline_run else cand_store
+    gate = cand_store.read_manifest().get("gate") or {}
+    baseline = baseline or gate.get("baseline")
+    candidate = candidate or gate.get("candidate")
+    if baseline is None and baseline_run is not None:
+        models = [m["id"] for m in base_store.read_manifest().get("models", []) if m.get("status") == "ok"]
+        baseline = models[0] if len(models) == 1 else None
+    if not baseline or not candidate:
+        raise RunError("name the two models: --baseline ID --candidate ID (or set them in the suite's gate: block)")
+    return Side(base_store, baseline), Side(cand_store, candidate), gate
+
+
+@app.command()
+def compare(
+    run_dir: Path = typer.Argument(..., help="Run folder holding the candidate (and the baseline, unless --baseline-run)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Baseline model id."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", "-c", help="Candidate model id."),
+    baseline_run: Optional[Path] = typer.Option(None, "--baseline-run", help="A stored run holding the baseline."),
+    confidence: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level of the intervals."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Compare the common items when the sides differ."),
+    flips: int = typer.Option(10, help="How many changed items to show."),
+) -> None:
+    """Paired comparison of two models on the same items: quality difference with CI, MDE, latency, cost, flips."""
+    from openbench.compare import compare as run_compare
+    from openbench.report.compare import render_comparison
+
+    try:
+        base, cand, _ = _sides(run_dir, baseline, candidate, baseline_run)
+        result = run_compare(base, cand, confidence, allow_partial)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    render_comparison(result, max_flips=flips)
+
+
+@app.command()
+def gate(
+    run_dir: Path = typer.Argument(..., help="Run folder holding the candidate (and the baseline, unless --baseline-run)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Baseline model id."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", "-c", help="Candidate model id."),
+    baseline_run: Optional[Path] = typer.Option(None, "--baseline-run", help="A stored run holding the baseline."),
+    margin: Optional[float] = typer.Option(None, min=0, max=1, help="Largest acceptable quality drop, as a fraction (0.02 = 2 points)."),
+    confidence: Optional[float] = typer.Option(None, min=0.5, max=0.999, help="Confidence level (default 0.95)."),
+    max_p95_latency: Optional[float] = typer.Option(None, "--max-p95-latency", help="Candidate E2E p95 limit, seconds."),
+    max_cost_per_task: Optional[float] = typer.Option(None, "--max-cost-per-task", help="Candidate $ per task limit."),
+    min_pass_rate: Optional[float] = typer.Option(None, "--min-pass-rate", min=0, max=1, help="Candidate pass-rate floor."),
+    require_cheaper: bool = typer.Option(False, "--require-cheaper", help="Candidate must cost less per task than the baseline."),
+    overall_only: bool = typer.Option(False, "--overall-only", help="Apply the quality rule overall only, not per task."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Gate on the common items when the sides differ."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the PR-comment Markdown here (default RUN/gate.md)."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (default RUN/gate.xml)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the decision as JSON here (default RUN/gate.json)."),
+) -> None:
+    """Decide a model switch: exit 0 if the candidate is not worse than the baseline by more than --margin
+    (lower 95% bound of candidate − baseline above −margin) and every latency/cost rule holds; 1 if not; 2 on bad usage.
+
+    Rules can also live in the suite's gate: block; options given here win.
+    """
+    import json
+
+    from openbench.compare import compare as run_compare
+    from openbench.gate import GateRules, decide
+    from openbench.report.junit import gate_junit
+    from openbench.report.markdown import gate_markdown
+
+    try:
+        base, cand, suite_gate = _sides(run_dir, baseline, candidate, baseline_run)
+        given = {
+            "margin": margin,
+            "confidence": confidence,
+            "max_p95_latency_s": max_p95_latency,
+            "max_cost_per_task_usd": max_cost_per_task,
+            "min_pass_rate": min_pass_rate,
+        }
+        known = {k: v for k, v in suite_gate.items() if k in GateRules.__dataclass_fields__ and v is not None}
+        rules = GateRules(**{**known, **{k: v for k, v in given.items() if v is not None}})
+        if require_cheaper:
+            rules = GateRules(**{**rules.__dict__, "require_cheaper": True})
+        if overall_only:
+            rules = GateRules(**{**rules.__dict__, "per_task": False})
+        comparison = run_compare(base, cand, rules.confidence, allow_partial)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    decision = decide(comparison, rules)
+    typer.echo(decision.verdict)
+    for r in decision.results:
+        typer.echo(f"  [{'pass' if r.passed else 'FAIL'}] {r.rule} ({r.task}): {r.detail}")
+    for w in decision.warnings:
+        typer.echo(f"  warning: {w}")
+    folder = cand.store.path
+    (markdown or folder / "gate.md").write_text(gate_markdown(decision, comparison), encoding="utf-8")
+    (junit or folder / "gate.xml").write_text(gate_junit(decision), encoding="utf-8")
+    (json_out or folder / "gate.json").write_text(json.dumps(decision.to_dict(), indent=2) + "\n", encoding="utf-8")
+    raise typer.Exit(decision.exit_code)

@@ -250,7 +250,9 @@ class Runner:
         identity: dict[str, Any] | None,
         first_start: list[float],
     ) -> ItemResult:
-        base = {"task": item.task.name, "case_id": item.case.id, "model": spec.id, "started_at": utc_now()}
+        base: dict[str, Any] = {"task": item.task.name, "case_id": item.case.id, "model": spec.id, "started_at": utc_now()}
+        if item.task.cluster_field:
+            base["extra"] = {"cluster": str(item.case.fields.get(item.task.cluster_field))}
         try:
             request = self._request(item)
         except TemplateError as exc:

@@ -85,6 +85,7 @@ def execute(settings: RunSettings) -> int:
         "openbench_version": __version__,
         "suite": {"name": suite.spec.name, "path": str(suite.path), "sha256": suite.sha256},
         "tasks": [t.name for t in suite.spec.tasks],
+        "gate": suite.spec.gate.model_dump() if suite.spec.gate else None,
         "seed": suite.spec.defaults.seed,
         "started_at": previous.get("started_at") or utc_now(),
         "resumed_at": [*previous.get("resumed_at", []), utc_now()] if previous else [],

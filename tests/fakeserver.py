@@ -550,6 +550,13 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
         if exc.partial.strip():
             raise ConnectionError("connection closed inside a request head") from exc
         return None
+    try:
+        return await _parse_request(reader, head)
+    except ValueError as exc:  # not HTTP we understand: drop the connection like a strict server
+        raise ConnectionError(f"malformed request: {exc}") from exc
+
+
+async def _parse_request(reader: asyncio.StreamReader, head: bytes) -> _Request:
     lines = head.decode("latin-1").split("\r\n")
     method, path, version = lines[0].split(" ", 2)
     headers: dict[str, str] = {}
@@ -700,6 +707,8 @@ class FakeServer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("FakeServer already started")
+        self._ready.clear()
+        self._start_error = None
         self._thread = threading.Thread(target=self._run, name=f"fakeserver:{self.port}", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -788,7 +797,7 @@ class FakeServer:
                 request = await _read_request(reader)
                 if request is None or not await self._dispatch(request, reader, writer):
                     break
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except asyncio.CancelledError:
             pass  # server shutdown
@@ -975,11 +984,16 @@ class FakeServer:
         headers = self._id_headers(api, request_id)
         if status in _HTML_STATUSES:
             title = f"{status} {_reason(status)}"
-            body = f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n".encode()
+            body = (
+                f"<html>\r\n<head><title>{title}</title></head>\r\n"
+                f"<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+            ).encode()
             headers["content-type"] = "text/html"
         else:
-            error = _anthropic_error(status, request_id, message) if api == "anthropic" else {"error": _openai_error(status, message)}
-            body = _dumps(error).encode()
+            if api == "anthropic":
+                body = _dumps(_anthropic_error(status, request_id, message)).encode()
+            else:
+                body = _dumps({"error": _openai_error(status, message)}).encode()
             headers["content-type"] = "application/json"
         params = fault.params if fault else {}
         if "retry-after-ms" in params:
@@ -1072,7 +1086,9 @@ class FakeServer:
         return True
 
     @staticmethod
-    def _end_with_stream_error(exchange: _Exchange, record: RequestRecord, fmt: _OpenAIFormat | _AnthropicFormat) -> bool:
+    def _end_with_stream_error(
+        exchange: _Exchange, record: RequestRecord, fmt: _OpenAIFormat | _AnthropicFormat
+    ) -> bool:
         """An error event inside a 200 stream (as the APIs send when overloaded mid-stream), then the end."""
         record.done_at = time.perf_counter()
         exchange.send(fmt.error_event())

@@ -165,8 +165,8 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from fakeserver import FakeServerProcess
 
-        server_args = ["--no-log", "--ttft", str(args.ttft), "--per-token", str(args.per_token), "--tokens", str(args.tokens)]
-        with FakeServerProcess(*server_args) as server:
+        timing = ["--ttft", str(args.ttft), "--per-token", str(args.per_token), "--tokens", str(args.tokens)]
+        with FakeServerProcess("--no-log", *timing) as server:
             summary = measure(server.url)
         rounds = -(-args.n // args.concurrency)
         summary["ideal_wall_s"] = rounds * (args.ttft + (args.tokens - 1) * args.per_token)

@@ -1,0 +1,171 @@
+"""The gate: rules over a comparison → a decision and an exit code.
+
+Quality is a non-inferiority test: it passes only when the lower bound of the
+confidence interval of (candidate − baseline) is above −margin. When the
+number of items is too small to detect a drop of that size, the gate says so
+instead of letting noise decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from openbench.compare import Comparison, TaskComparison
+from openbench.summary import ALL_TASKS
+
+EXIT_PASS, EXIT_FAIL = 0, 1
+
+
+@dataclass(frozen=True)
+class GateRules:
+    margin: float = 0.02
+    confidence: float = 0.95
+    per_task: bool = True
+    max_p95_latency_s: float | None = None
+    max_cost_per_task_usd: float | None = None
+    min_pass_rate: float | None = None
+    require_cheaper: bool = False
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    task: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    baseline: str
+    candidate: str
+    rules: GateRules
+    results: list[RuleResult]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASS if self.passed else EXIT_FAIL
+
+    @property
+    def verdict(self) -> str:
+        failed = [r for r in self.results if not r.passed]
+        if not failed:
+            return (
+                f"PASS: {self.candidate} is not worse than {self.baseline} by more than "
+                f"{self.rules.margin * 100:g} points at {self.rules.confidence:.0%} confidence, and every rule holds"
+            )
+        return f"FAIL: {len(failed)} of {len(self.results)} rules failed for {self.candidate} against {self.baseline}"
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "verdict": self.verdict,
+            "passed": self.passed,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "rules": asdict(self.rules),
+            "results": [asdict(r) for r in self.results],
+            "warnings": self.warnings,
+        }
+
+
+def _pts(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:+.1f}"
+
+
+def _quality(tc: TaskComparison, rules: GateRules) -> tuple[RuleResult, str | None]:
+    from openbench import stats
+
+    d = tc.diff
+    ok = stats.non_inferior(d, rules.margin)
+    detail = (
+        f"candidate − baseline = {_pts(d.mean)} points, {rules.confidence:.0%} CI [{_pts(d.lo)}, {_pts(d.hi)}] "
+        f"over {d.n} paired items ({d.method}); needs lower bound > {-rules.margin * 100:+.1f}"
+    )
+    warning = None
+    if d.mde is not None and d.mde > rules.margin:
+        need = stats.required_n(rules.margin, d.sd_diff, rules.confidence) if d.sd_diff else None
+        warning = (
+            f"{tc.task}: n={d.n} is too small to detect a drop of {rules.margin * 100:g} points "
+            f"(minimum detectable effect at 80% power: {d.mde * 100:.1f} points)"
+            + (f"; about {need} items are needed" if need else "")
+            + ". A pass here is not evidence of no drop."
+        )
+    return RuleResult("quality non-inferiority", tc.task, ok, detail), warning
+
+
+def decide(comparison: Comparison, rules: GateRules) -> GateDecision:
+    results: list[RuleResult] = []
+    warnings: list[str] = []
+    tasks = comparison.tasks if rules.per_task else [comparison.overall]
+    if rules.per_task and len(comparison.tasks) == 2:
+        tasks = [comparison.overall]  # one task: its row and the overall row are the same items
+    for tc in tasks:
+        result, warning = _quality(tc, rules)
+        results.append(result)
+        if warning:
+            warnings.append(warning)
+    overall = comparison.overall
+    cand = overall.candidate
+    if rules.max_p95_latency_s is not None:
+        p95 = cand.latency_p95_s if cand else None
+        results.append(
+            RuleResult(
+                "p95 latency",
+                ALL_TASKS,
+                p95 is not None and p95 <= rules.max_p95_latency_s,
+                f"candidate E2E p95 = {'unknown' if p95 is None else f'{p95:.3f}s'}; limit {rules.max_p95_latency_s:g}s",
+            )
+        )
+    cost = cand.cost_per_task_usd if cand else None
+    if rules.max_cost_per_task_usd is not None:
+        results.append(
+            RuleResult(
+                "cost per task",
+                ALL_TASKS,
+                cost is not None and cost <= rules.max_cost_per_task_usd,
+                f"candidate ${'unknown' if cost is None else f'{cost:.6f}'} per task; limit ${rules.max_cost_per_task_usd:g}",
+            )
+        )
+    if rules.require_cheaper:
+        base_cost = overall.baseline.cost_per_task_usd if overall.baseline else None
+        known = cost is not None and base_cost is not None
+        results.append(
+            RuleResult(
+                "cheaper than baseline",
+                ALL_TASKS,
+                known and cost < base_cost,
+                f"candidate ${cost if cost is not None else 'unknown'} vs baseline ${base_cost if base_cost is not None else 'unknown'} per task",
+            )
+        )
+    if rules.min_pass_rate is not None:
+        rate = cand.pass_rate if cand else None
+        results.append(
+            RuleResult(
+                "pass rate",
+                ALL_TASKS,
+                rate is not None and rate >= rules.min_pass_rate,
+                f"candidate pass rate {'unknown' if rate is None else f'{rate:.1%}'}; minimum {rules.min_pass_rate:.1%}",
+            )
+        )
+    base_rows, cand_rows = overall.baseline, overall.candidate
+    if base_rows and cand_rows and base_rows.items and cand_rows.items:
+        # Errored items are left out of the paired scores, so they get a rule of their own.
+        extra = cand_rows.errors / cand_rows.items - base_rows.errors / base_rows.items
+        results.append(
+            RuleResult(
+                "errors",
+                ALL_TASKS,
+                extra <= rules.margin,
+                f"candidate {cand_rows.errors}/{cand_rows.items} items errored, baseline "
+                f"{base_rows.errors}/{base_rows.items}; allowed excess {rules.margin * 100:g} points",
+            )
+        )
+    return GateDecision(comparison.baseline, comparison.candidate, rules, results, warnings)

@@ -1,0 +1,59 @@
+"""The terminal view of a paired comparison."""
+
+from __future__ import annotations
+
+import sys
+
+from openbench.report.table import fmt_usd
+
+
+def _pts(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:+.1f}"
+
+
+def _secs(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.3f}"
+
+
+def render_comparison(result, max_flips: int = 10, stream=None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    stream = stream or sys.stdout
+    tty = stream.isatty()
+    console = Console(file=stream, no_color=not tty, highlight=False, width=None if tty else 160)
+    table = Table(
+        title=f"{result.candidate} − {result.baseline} (paired, {result.confidence:.0%} CI; quality in points)",
+        box=box.SIMPLE_HEAD if tty else box.ASCII,
+    )
+    for name in ("task", "n", "Δ quality", "CI", "method", "corr", "MDE", "Δ p50 s", "Δ p95 s", "Δ $/task", "flips ↓/↑", "errors b/c"):
+        table.add_column(name, justify="left" if name == "task" else "right")
+    for tc in result.tasks:
+        d = tc.diff
+        down = sum(f.direction == "pass→fail" for f in tc.flips)
+        cost = tc.cost_per_task_delta_usd
+        table.add_row(
+            tc.task,
+            str(d.n),
+            _pts(d.mean),
+            f"[{_pts(d.lo)}, {_pts(d.hi)}]",
+            d.method,
+            "-" if d.correlation is None else f"{d.correlation:.2f}",
+            "-" if d.mde is None else f"{d.mde * 100:.1f}",
+            _secs(tc.latency_p50_delta_s),
+            _secs(tc.latency_p95_delta_s),
+            "unknown" if cost is None else ("-" if cost == 0 else ("+" if cost > 0 else "-") + fmt_usd(abs(cost))),
+            f"{down}/{len(tc.flips) - down}",
+            f"{tc.baseline_errors}/{tc.candidate_errors}",
+        )
+    console.print(table)
+    flips = [f for tc in result.tasks[:-1] for f in tc.flips]
+    if flips:
+        console.print(f"\nItems that changed outcome ({len(flips)}; showing {min(len(flips), max_flips)}):", markup=False)
+        for f in flips[:max_flips]:
+            console.print(
+                f"  {f.direction}  {f.task}/{f.case_id}\n    baseline:  {(f.baseline_output or '')[:100]!r}\n"
+                f"    candidate: {(f.candidate_output or '')[:100]!r}",
+                markup=False,
+            )

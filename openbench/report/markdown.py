@@ -1,0 +1,50 @@
+"""Markdown: the headline table (and the gate verdict), sized for a pull-request comment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openbench.report.table import fmt_num, fmt_quality, fmt_usd
+from openbench.summary import SummaryRow
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_table(rows: list[SummaryRow]) -> str:
+    head = "| task | model | n | quality [95% CI] | pass | E2E p50 s | E2E p95 s | TTFT p50 s | $/task | errors |"
+    lines = [head, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {_escape(r.task)} | {_escape(r.model)} | {r.items} | {fmt_quality(r)} | "
+            f"{'-' if r.pass_rate is None else f'{r.pass_rate:.0%}'} | {fmt_num(r.latency_p50_s)} | "
+            f"{fmt_num(r.latency_p95_s)} | {fmt_num(r.ttft_p50_s, 3)} | {fmt_usd(r.cost_per_task_usd)} | {r.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def gate_markdown(decision: Any, comparison: Any, max_flips: int = 10) -> str:
+    icon = "✅" if decision.passed else "❌"
+    out = [f"### {icon} {decision.verdict}", ""]
+    out.append("| rule | task | result | detail |")
+    out.append("|---|---|---|---|")
+    for r in decision.results:
+        out.append(f"| {r.rule} | {_escape(r.task)} | {'pass' if r.passed else '**FAIL**'} | {_escape(r.detail)} |")
+    if decision.warnings:
+        out += ["", *[f"> ⚠️ {_escape(w)}" for w in decision.warnings]]
+    rows = [row for tc in comparison.tasks for row in (tc.baseline, tc.candidate) if row is not None]
+    out += ["", "<details><summary>Per-task figures</summary>", "", summary_table(rows), "", "</details>"]
+    flips = [f for tc in comparison.tasks[:-1] for f in tc.flips] if len(comparison.tasks) > 1 else comparison.overall.flips
+    if flips:
+        out += ["", f"<details><summary>{len(flips)} items changed outcome</summary>", ""]
+        out += ["| task | case | change | baseline output | candidate output |", "|---|---|---|---|---|"]
+        for f in flips[:max_flips]:
+            out.append(
+                f"| {_escape(f.task)} | {_escape(f.case_id)} | {f.direction} | "
+                f"{_escape((f.baseline_output or '')[:80])} | {_escape((f.candidate_output or '')[:80])} |"
+            )
+        if len(flips) > max_flips:
+            out.append(f"\n…and {len(flips) - max_flips} more (see the JSON output).")
+        out.append("\n</details>")
+    return "\n".join(out) + "\n"
