@@ -247,3 +247,64 @@ def gate(
     (junit or folder / "gate.xml").write_text(gate_junit(decision), encoding="utf-8")
     (json_out or folder / "gate.json").write_text(json.dumps(decision.to_dict(), indent=2) + "\n", encoding="utf-8")
     raise typer.Exit(decision.exit_code)
+
+
+@app.command()
+def estimate(
+    suite: Path = SuiteArg,
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only this model id (repeatable)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="At most N cases per task."),
+    output_ratio: float = typer.Option(1.0, "--output-ratio", min=0, max=1, help="Projected output = max_tokens × this."),
+) -> None:
+    """Dry run: projected tokens and $ per model, without calling any API (no keys needed)."""
+    from rich.table import Table
+
+    from openbench.estimate import estimate as run_estimate
+    from openbench.estimate import suite_requests
+    from openbench.report.table import console_for, fmt_usd, table_box
+    from openbench.suite import load_suite
+
+    try:
+        loaded = load_suite(suite)
+        models = [loaded.model(m) for m in model] if model else list(loaded.spec.models)
+        requests = suite_requests(loaded, limit)
+        rows = run_estimate(loaded, requests, models, output_ratio)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    table = Table(title=f"Estimate for {loaded.spec.name}: {len(requests)} requests per model", box=table_box())
+    for name in ("model", "input tokens", "output tokens (max)" if output_ratio == 1 else "output tokens", "$ projected", "token count"):
+        table.add_column(name)
+    total = 0.0
+    unknown = False
+    for r in rows:
+        table.add_row(r.model, f"{r.input_tokens:,}", f"{r.output_tokens:,}", fmt_usd(r.cost_usd) if r.note is None else "-", r.method)
+        total += r.cost_usd or 0
+        unknown |= r.cost_usd is None and r.note is None
+    console_for(width=120).print(table)
+    typer.echo(f"total for priced API models: {fmt_usd(total)}" + (" (some prices unknown)" if unknown else ""))
+    for r in rows:
+        if r.note:
+            typer.echo(f"  {r.model}: {r.note}")
+
+
+@app.command()
+def cost(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    volume: Optional[str] = typer.Option(None, "--volume", help="Monthly volume for projections, e.g. 1_000_000/month or 50k/day."),
+) -> None:
+    """$ per task for every model of a run, and the monthly volume above which self-hosting beats each API."""
+    from openbench.pricing import parse_volume
+    from openbench.report.cost import render_cost
+    from openbench.store import RunStore
+    from openbench.summary import summarise
+
+    try:
+        store = RunStore.open(run_dir)
+        manifest = store.read_manifest()
+        per_month = parse_volume(volume) if volume else None
+    except ValueError as exc:
+        raise fail(OpenbenchError(f"--volume: {exc}")) from None
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    rows = summarise(store.iter_records(), manifest, per_month)
+    render_cost(rows, manifest, per_month)

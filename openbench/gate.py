@@ -90,7 +90,8 @@ def _quality(tc: TaskComparison, rules: GateRules) -> tuple[RuleResult, str | No
         f"over {d.n} paired items ({d.method}); needs lower bound > {-rules.margin * 100:+.1f}"
     )
     warning = None
-    if d.mde is not None and d.mde > rules.margin:
+    clearly_worse = d.hi is not None and d.hi < -rules.margin
+    if d.mde is not None and d.mde > rules.margin and not clearly_worse:
         need = stats.required_n(rules.margin, d.sd_diff, rules.confidence) if d.sd_diff else None
         warning = (
             f"{tc.task}: n={d.n} is too small to detect a drop of {rules.margin * 100:g} points "

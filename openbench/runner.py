@@ -102,6 +102,25 @@ class ModelRun:
         }
 
 
+def load_work(suite: LoadedSuite, limit: int | None = None) -> list[tuple[TaskSpec, list[BoundScorer], list[Case]]]:
+    """Every task with its bound scorers and (checked, sampled) cases."""
+    return [(task, bind_task(task), load_cases(suite, ti, limit)) for ti, task in enumerate(suite.spec.tasks)]
+
+
+def request_for(suite: LoadedSuite, task: TaskSpec, case: Case) -> ChatRequest:
+    """The request a case sends: task settings over the suite's defaults."""
+    d = suite.spec.defaults
+    sampling = Sampling(
+        temperature=task.temperature if task.temperature is not None else d.temperature,
+        max_tokens=task.max_tokens or d.max_tokens,
+        seed=d.seed,
+        top_p=d.top_p,
+        stop=tuple(d.stop),
+    )
+    system = task.system if task.system is not None else d.system
+    return build_request(system, task.prompt, case.fields, sampling)
+
+
 class Runner:
     def __init__(self, suite: LoadedSuite, store: RunStore, options: RunOptions, reporter: Reporter):
         self.suite, self.store, self.options, self.reporter = suite, store, options, reporter
@@ -115,14 +134,8 @@ class Runner:
             return list(self.suite.spec.models)
         return [self.suite.model(m) for m in self.options.model_ids]
 
-    def work(self) -> list[tuple[TaskSpec, list[BoundScorer], list[Case]]]:
-        out = []
-        for ti, task in enumerate(self.suite.spec.tasks):
-            out.append((task, bind_task(task), load_cases(self.suite, ti, self.options.limit)))
-        return out
-
     async def run(self) -> list[ModelRun]:
-        work = self.work()
+        work = load_work(self.suite, self.options.limit)
         results = []
         try:
             for spec in self.models():
@@ -254,7 +267,7 @@ class Runner:
         if item.task.cluster_field:
             base["extra"] = {"cluster": str(item.case.fields.get(item.task.cluster_field))}
         try:
-            request = self._request(item)
+            request = request_for(self.suite, item.task, item.case)
         except TemplateError as exc:
             return ItemResult(**base, error=str(exc), error_kind="template")
         if self.budget_hit:
@@ -273,18 +286,6 @@ class Runner:
         if completion is None:
             return ItemResult(**base, error=str(error), error_kind=error.kind, attempts=attempts, wall_s=wall_s)
         return self._scored(base, item, spec, run, completion, cached is not None, attempts, wall_s)
-
-    def _request(self, item: WorkItem) -> ChatRequest:
-        d, task = self.suite.spec.defaults, item.task
-        sampling = Sampling(
-            temperature=task.temperature if task.temperature is not None else d.temperature,
-            max_tokens=task.max_tokens or d.max_tokens,
-            seed=d.seed,
-            top_p=d.top_p,
-            stop=tuple(d.stop),
-        )
-        system = task.system if task.system is not None else d.system
-        return build_request(system, task.prompt, item.case.fields, sampling)
 
     async def _attempts(
         self, provider, spec, run, request, item, limiter, first_start

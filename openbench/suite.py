@@ -191,13 +191,15 @@ class Suite(_Strict):
     hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="Hardware profiles to add or override.")
     gate: GateSpec | None = None
 
-    @model_validator(mode="after")
-    def _unique(self) -> Suite:
-        for kind, labels in (("model id", [m.id for m in self.models]), ("task name", [t.name for t in self.tasks])):
-            dupes = sorted({x for x in labels if labels.count(x) > 1})
-            if dupes:
-                raise ValueError(f"duplicate {kind}: {', '.join(dupes)}")
-        return self
+    @field_validator("models", "tasks")
+    @classmethod
+    def _unique(cls, items: list, info: Any) -> list:
+        # A field validator, so that the error points at the list (its line and field).
+        kind, labels = ("model id", [m.id for m in items]) if info.field_name == "models" else ("task name", [t.name for t in items])
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"duplicate {kind}: {', '.join(dupes)}")
+        return items
 
     def hardware_for(self, model: ModelSpec) -> Any:
         """The model's ``pricing.Hardware``, or None when it names none."""
@@ -247,7 +249,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SuiteError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
+        raise SuiteError(f"not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1) from None
     if "\x00" in text:
         raise SuiteError("not a text file (contains NUL bytes)", file=str(path))
     try:
@@ -344,7 +346,8 @@ def _find_model(annotation: Any) -> type[BaseModel] | None:
 
 def _suite_error(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> SuiteError:
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    # A misspelt key is both "unknown" and "missing"; the unknown one carries the did-you-mean.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind, msg = first["type"], first["msg"]
     if kind == "extra_forbidden":

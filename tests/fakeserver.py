@@ -17,6 +17,19 @@ Timing model (deliberately strict, so that clients timing the wrong event are ca
   * content chunk i (0-based) is due at ``received_at + ttft_s + i * per_token_s``;
   * a non-streaming reply is sent whole when the last chunk would have been due.
 
+Faults: ``srv.faults`` is a FIFO of specs, one consumed per completion request; ``srv.fail_all``
+applies to every request while that queue is empty. A spec is ``kind[:param=value]...``:
+  * an HTTP status 400-599 ("429", "500", "502", "503", "529", "401", "403", ...): the vendor's
+    JSON error body (502/504: a gateway's HTML page); 429 carries ``retry-after: 1`` unless
+    ``retry-after=S``, ``retry-after-ms=MS`` or ``no-retry-after`` says otherwise;
+  * "refuse": close the connection without a response; "hang": never answer (until the client
+    hangs up or the server stops); "cut[:after=N]": abort the connection before content chunk N
+    (default 2); "stream-error[:after=N]": an in-stream error event before chunk N (default 1);
+  * "malformed-sse" / "malformed-json" (aliases that fit the request): a non-JSON data line after
+    the first content chunk, or a truncated JSON body; "empty": no content, valid usage;
+  * "ok": no fault, for per-request overrides. Any spec accepts ``delay=S`` (wait before acting),
+    ``ttft=S`` and ``per-token=S`` (override the timing of this one reply).
+
 Run as a script to serve other processes (benchmarks):
 
     python tests/fakeserver.py --port 0 --ttft 0.1 --per-token 0.01 --tokens 10
@@ -35,8 +48,8 @@ import contextlib
 import email.utils
 import http
 import json
+import random
 import re
-import secrets
 import signal
 import socket
 import string
@@ -513,7 +526,7 @@ def _anthropic_error(status: int, request_id: str, message: str | None = None) -
 
 
 def _random_id(prefix: str, length: int) -> str:
-    return prefix + "".join(secrets.choice(_B62) for _ in range(length))
+    return prefix + "".join(random.choices(_B62, k=length))  # ids need to be unique, not secret
 
 
 def _reason(status: int) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from openbench.report.table import fmt_usd
+from openbench.report.table import console_for, fmt_usd, table_box
 
 
 def _pts(x: float | None) -> str:
@@ -16,16 +14,12 @@ def _secs(x: float | None) -> str:
 
 
 def render_comparison(result, max_flips: int = 10, stream=None) -> None:
-    from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    stream = stream or sys.stdout
-    tty = stream.isatty()
-    console = Console(file=stream, no_color=not tty, highlight=False, width=None if tty else 160)
+    console = console_for(stream, 160)
     table = Table(
         title=f"{result.candidate} − {result.baseline} (paired, {result.confidence:.0%} CI; quality in points)",
-        box=box.SIMPLE_HEAD if tty else box.ASCII,
+        box=table_box(stream),
     )
     for name in ("task", "n", "Δ quality", "CI", "method", "corr", "MDE", "Δ p50 s", "Δ p95 s", "Δ $/task", "flips ↓/↑", "errors b/c"):
         table.add_column(name, justify="left" if name == "task" else "right")

@@ -8,6 +8,21 @@ from typing import Any, TextIO
 from openbench.summary import ALL_TASKS, SummaryRow
 
 
+def console_for(stream: TextIO | None = None, width: int = 200) -> Any:
+    """A rich console: colour and box drawing on a terminal, plain ASCII otherwise."""
+    from rich.console import Console
+
+    stream = stream or sys.stdout
+    tty = stream.isatty()
+    return Console(file=stream, no_color=not tty, highlight=False, width=None if tty else width)
+
+
+def table_box(stream: TextIO | None = None) -> Any:
+    from rich import box
+
+    return box.SIMPLE_HEAD if (stream or sys.stdout).isatty() else box.ASCII
+
+
 def fmt_num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -53,14 +68,10 @@ COLUMNS: list[tuple[str, Any]] = [
 
 
 def render_table(rows: list[SummaryRow], stream: TextIO | None = None, title: str | None = None, monthly: bool = False) -> None:
-    from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    stream = stream or sys.stdout
-    tty = stream.isatty()
-    console = Console(file=stream, no_color=not tty, highlight=False, width=None if tty else 200)
-    table = Table(title=title, box=box.SIMPLE_HEAD if tty else box.ASCII, show_lines=False)
+    console = console_for(stream)
+    table = Table(title=title, box=table_box(stream), show_lines=False)
     columns = COLUMNS + ([("$/month", lambda r: fmt_usd(r.monthly_cost_usd))] if monthly else [])
     for name, _ in columns:
         table.add_column(name, no_wrap=name in ("task", "model"), justify="left" if name in ("task", "model") else "right")

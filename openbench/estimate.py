@@ -1,0 +1,108 @@
+"""A dry run: projected tokens and dollars per model, before any request is sent.
+
+Input tokens are counted with the model's own tokenizer where one is at hand
+(the HF tokenizer of a local model; tiktoken for OpenAI models when its
+encoding is already on disk) and otherwise approximated as characters / 4,
+which the output says. Output tokens are projected as ``max_tokens`` × a ratio
+(1.0, the default, is the upper bound).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openbench import registry
+from openbench.errors import OpenbenchError
+from openbench.records import ChatRequest
+from openbench.suite import LoadedSuite, ModelSpec
+
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    model: str
+    provider: str
+    items: int
+    input_tokens: int
+    output_tokens: int
+    method: str
+    cost_usd: float | None
+    price_source: str | None
+    note: str | None = None
+
+
+def _tiktoken_counter(model: str) -> Any:
+    """A tiktoken encoder if its files are already cached locally (tiktoken would otherwise download them)."""
+    try:
+        import tiktoken
+        from tiktoken.load import read_file_cached  # noqa: F401
+    except ImportError:
+        return None
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "data-gym-cache")
+    if not Path(cache).is_dir() or not any(Path(cache).iterdir()):
+        return None
+    try:
+        return tiktoken.encoding_for_model(model)
+    except Exception:  # noqa: BLE001 - unknown model or missing file: fall back to the approximation
+        return None
+
+
+def _counter(spec: ModelSpec, suite: LoadedSuite) -> tuple[Any, str]:
+    if spec.provider == "hf":
+        provider = registry.resolve("provider", "hf")(spec, suite.dir)
+        try:
+            provider.check()
+            provider._tokenizer_only()
+            return provider.count_tokens, "model tokenizer"
+        except Exception as exc:  # noqa: BLE001
+            return None, f"approximation (tokenizer unavailable: {type(exc).__name__})"
+    if spec.provider in ("openai", "openai-compatible"):
+        enc = _tiktoken_counter(spec.model)
+        if enc is not None:
+            # Chat formatting adds about 3 tokens per message and 3 to prime the reply.
+            return (lambda r: sum(len(enc.encode(m.content)) + 3 for m in r.messages) + 3), "tiktoken"
+    return None, f"approximation ({CHARS_PER_TOKEN} characters per token)"
+
+
+def estimate(suite: LoadedSuite, requests: list[tuple[str, ChatRequest]], models: list[ModelSpec], output_ratio: float = 1.0) -> list[ModelEstimate]:
+    from openbench import pricing
+
+    out = []
+    for spec in models:
+        count, method = _counter(spec, suite)
+        tin = 0
+        for _, request in requests:
+            n = count(request) if count else None
+            tin += n if n is not None else sum(len(m.content) for m in request.messages) // CHARS_PER_TOKEN + 1
+        tout = int(sum(r.sampling.max_tokens for _, r in requests) * output_ratio)
+        price = None
+        note = None
+        if spec.provider in pricing.CATALOGUE_PROVIDERS or spec.price:
+            override = spec.price.model_dump(exclude_none=True) if spec.price else None
+            price = pricing.resolve_price(spec.provider, spec.model, suite_override=override)
+        else:
+            note = "self-hosted: $ comes from measured throughput (openbench cost RUN)"
+        from openbench.records import Usage
+
+        cost = pricing.cost(Usage(input_tokens=tin, output_tokens=tout), price, batch=spec.batch_api) if price else None
+        out.append(ModelEstimate(spec.id, spec.provider, len(requests), tin, tout, method, cost, price.source if price else None, note))
+    return out
+
+
+def suite_requests(suite: LoadedSuite, limit: int | None = None) -> list[tuple[str, ChatRequest]]:
+    """Every request a run would send (per model), rendered from the suite."""
+    from openbench.prompts import TemplateError
+    from openbench.runner import load_work, request_for
+
+    requests = []
+    for task, _, cases in load_work(suite, limit):
+        for case in cases:
+            try:
+                requests.append((task.name, request_for(suite, task, case)))
+            except TemplateError as exc:
+                raise OpenbenchError(f"task '{task.name}', case '{case.id}': {exc}") from None
+    return requests
