@@ -308,3 +308,61 @@ def cost(
         raise fail(exc) from None
     rows = summarise(store.iter_records(), manifest, per_month)
     render_cost(rows, manifest, per_month)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder."),
+    fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (html/md/json) or folder (csv). Default: in the run folder."),
+    volume: Optional[str] = typer.Option(None, "--volume", help="Monthly volume for cost projections."),
+) -> None:
+    """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
+    import json
+
+    from openbench.pricing import parse_volume
+    from openbench.registry import did_you_mean
+    from openbench.store import RunStore
+    from openbench.summary import summarise
+
+    formats = ("csv", "html", "md", "json")
+    if fmt not in formats:
+        raise fail(OpenbenchError(f"unknown format '{fmt}'{did_you_mean(fmt, formats)}; choose one of {', '.join(formats)}"))
+    try:
+        store = RunStore.open(run_dir)
+        manifest = store.read_manifest()
+        per_month = parse_volume(volume) if volume else None
+    except ValueError as exc:
+        raise fail(OpenbenchError(f"--volume: {exc}")) from None
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    rows = summarise(store.iter_records(), manifest, per_month)
+    gate_path = store.path / "gate.json"
+    gate_doc = json.loads(gate_path.read_text(encoding="utf-8")) if gate_path.exists() else None
+    if fmt == "csv":
+        from openbench.report.csv import write_items, write_summary
+
+        folder = output or store.path
+        folder.mkdir(parents=True, exist_ok=True)
+        write_summary(rows, folder / "summary.csv")
+        n = write_items(store.iter_records(), folder / "items.csv")
+        typer.echo(f"wrote {folder / 'summary.csv'} ({len(rows)} rows) and {folder / 'items.csv'} ({n} rows)")
+        return
+    if fmt == "html":
+        from openbench.report.html import render_html
+
+        text = render_html(rows, store.iter_records(), manifest)
+    elif fmt == "md":
+        from openbench.report.markdown import summary_table
+
+        title = manifest.get("suite", {}).get("name", store.path.name)
+        text = f"## openbench: {title}\n\n" + summary_table(rows) + "\n"
+        if gate_doc:
+            text += f"\n**Gate:** {gate_doc['verdict']}\n"
+    else:
+        from openbench.report.json import summary_json
+
+        text = summary_json(rows, manifest, gate_doc)
+    path = output or store.path / f"report.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {path}")

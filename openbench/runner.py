@@ -285,7 +285,7 @@ class Runner:
         wall_s = perf_counter() - wall_start
         if completion is None:
             return ItemResult(**base, error=str(error), error_kind=error.kind, attempts=attempts, wall_s=wall_s)
-        return self._scored(base, item, spec, run, completion, cached is not None, attempts, wall_s)
+        return await self._scored(base, item, spec, run, completion, cached is not None, attempts, wall_s)
 
     async def _attempts(
         self, provider, spec, run, request, item, limiter, first_start
@@ -326,7 +326,7 @@ class Runner:
         # Full jitter: spreads retries of many concurrent items that failed together.
         return random.uniform(0, min(BACKOFF_CAP_S, spec.backoff_s * 2 ** (attempt - 1)))
 
-    def _scored(self, base, item, spec, run, completion, cached, attempts, wall_s) -> ItemResult:
+    async def _scored(self, base, item, spec, run, completion, cached, attempts, wall_s) -> ItemResult:
         from openbench import pricing
 
         usage, timing = completion.usage, completion.timing
@@ -354,8 +354,12 @@ class Runner:
                 tpot_s=tpot(timing, usage.output_tokens),
                 output_tps=output_tps(timing, usage.output_tokens),
             )
+        args = (item.scorers, completion.text, item.case.fields, item.task.pass_threshold)
         try:
-            score, passed, scores = combine(item.scorers, completion.text, item.case.fields, item.task.pass_threshold)
+            if any(s.blocking for s in item.scorers):
+                score, passed, scores = await asyncio.to_thread(combine, *args)
+            else:
+                score, passed, scores = combine(*args)
         except Exception as exc:  # noqa: BLE001 - a scorer failure is this item's error, never a silent 0
             return ItemResult(**base, **fields, error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
         return ItemResult(**base, **fields, score=score, passed=passed, scores=scores)

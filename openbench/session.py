@@ -156,12 +156,13 @@ def _sigterm_as_interrupt() -> None:
 def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str, Any] | None = None) -> None:
     from openbench.pricing import parse_volume
     from openbench.report.table import render_table
-    from openbench.summary import summarise, write_csv
+    from openbench.report.csv import write_summary
+    from openbench.summary import summarise
 
     manifest = manifest or store.read_manifest()
     per_month = _volume(volume, parse_volume)
     rows = summarise(store.iter_records(), manifest, per_month)
-    write_csv(rows, store.path / SUMMARY)
+    write_summary(rows, store.path / SUMMARY)
     render_table(rows, title=f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})", monthly=per_month is not None)
     for m in manifest.get("models", []):
         if m.get("status") not in ("ok", None) or m.get("reason"):

@@ -169,13 +169,3 @@ def summarise(
             empty = row(ALL_TASKS, model, _Group())
             rows.append(empty)
     return rows
-
-
-def write_csv(rows: list[SummaryRow], path: Any) -> None:
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in r.to_dict().items()})

@@ -36,6 +36,11 @@ class BoundScorer:
         }
         return cls(spec.name, spec.weight, fn, {**defaults, **spec.params})
 
+    @property
+    def blocking(self) -> bool:
+        """Scorers that run models or subprocesses say so, and are run off the event loop."""
+        return bool(getattr(self.fn, "blocking", False))
+
     def fields_used(self) -> set[str]:
         found: set[str] = set()
 

@@ -1,0 +1,49 @@
+"""CSV files that open cleanly in Excel and LibreOffice: UTF-8 with a BOM, no index column, ISO dates.
+
+``summary.csv``: one row per task × model plus an overall row per model (``task`` = "(all)").
+``items.csv``: one row per task × case × model with every record field; ``scores`` and
+``extra`` hold JSON. Units are in the column names.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+from typing import Iterable
+
+from openbench.records import ItemResult
+from openbench.summary import COLUMNS, SummaryRow
+
+ENCODING = "utf-8-sig"  # the BOM makes Excel read UTF-8
+ITEM_COLUMNS = [f.name for f in dataclasses.fields(ItemResult)]
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def write_summary(rows: list[SummaryRow], path: Path) -> Path:
+    with open(path, "w", newline="", encoding=ENCODING) as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: _cell(v) for k, v in r.to_dict().items()})
+    return path
+
+
+def write_items(records: Iterable[ItemResult], path: Path) -> int:
+    """Stream records to CSV; returns the number of rows written."""
+    n = 0
+    with open(path, "w", newline="", encoding=ENCODING) as f:
+        writer = csv.writer(f)
+        writer.writerow(ITEM_COLUMNS)
+        for r in records:
+            writer.writerow([_cell(getattr(r, name)) for name in ITEM_COLUMNS])
+            n += 1
+    return n
