@@ -32,6 +32,7 @@ SCORERS: dict[str, str] = {
     "json_valid": "openbench.scorers.structured:json_valid",
     "json_schema": "openbench.scorers.structured:json_schema",
     "json_fields": "openbench.scorers.structured:json_fields",
+    "judge": "openbench.scorers.judge:judge",
 }
 
 _GROUPS = {"provider": ("openbench.providers", PROVIDERS), "scorer": ("openbench.scorers", SCORERS)}

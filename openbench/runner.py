@@ -21,7 +21,7 @@ from openbench.limits import RateLimiter
 from openbench.prompts import TemplateError, build_request
 from openbench.providers.base import AttemptError, Provider
 from openbench.records import ChatRequest, Completion, ItemResult, Sampling
-from openbench.scorers.base import BoundScorer, bind_task, combine
+from openbench.scorers.base import BoundScorer, bind_task, combine, combine_async
 from openbench.store import RunStore, utc_now
 from openbench.suite import LoadedSuite, ModelSpec, TaskSpec
 from openbench.timing import AttemptClock, output_tps, tpot
@@ -102,6 +102,46 @@ class ModelRun:
         }
 
 
+class _Judge:
+    """A suite model used as a judge: started on first use, shared by every item."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec, self.run = spec, ModelRun(spec, status="ok")
+        self.provider: Provider | None = None
+        self.started = False
+        self.lock = asyncio.Lock()
+        self.semaphore: asyncio.Semaphore | None = None
+        self.limiter = RateLimiter(spec.rpm, spec.tpm)
+
+
+class ScoringContext:
+    """What a model-calling scorer (a judge) may use: the item's request, and calls to suite models."""
+
+    def __init__(self, runner: Runner, request: ChatRequest, case_fields: dict[str, Any]):
+        self._runner, self.request, self.case_fields = runner, request, case_fields
+        self.calls: list[tuple[str, Completion, float | None]] = []
+
+    @property
+    def prompt(self) -> str:
+        return next((m.content for m in reversed(self.request.messages) if m.role == "user"), "")
+
+    async def complete(self, model_id: str, request: ChatRequest) -> Completion:
+        completion, cost = await self._runner.judge_complete(model_id, request, self.case_fields)
+        self.calls.append((model_id, completion, cost))
+        return completion
+
+    def summary(self) -> dict[str, Any]:
+        costs = [c for _, _, c in self.calls]
+        return {
+            "model": self.calls[0][0],
+            "calls": len(self.calls),
+            "input_tokens": sum(c.usage.input_tokens or 0 for _, c, _ in self.calls),
+            "output_tokens": sum(c.usage.output_tokens or 0 for _, c, _ in self.calls),
+            "cost_usd": None if any(c is None for c in costs) else sum(costs),
+            "latency_s": sum(c.timing.e2e_s for _, c, _ in self.calls),
+        }
+
+
 def load_work(suite: LoadedSuite, limit: int | None = None) -> list[tuple[TaskSpec, list[BoundScorer], list[Case]]]:
     """Every task with its bound scorers and (checked, sampled) cases."""
     return [(task, bind_task(task), load_cases(suite, ti, limit)) for ti, task in enumerate(suite.spec.tasks)]
@@ -128,6 +168,7 @@ class Runner:
         self.cache: ResponseCache | None = None
         self.spent_usd = 0.0
         self.budget_hit = False
+        self.judges: dict[str, _Judge] = {}
 
     def models(self) -> list[ModelSpec]:
         if not self.options.model_ids:
@@ -141,9 +182,54 @@ class Runner:
             for spec in self.models():
                 results.append(await self._run_model(spec, work))
         finally:
+            for judge in self.judges.values():
+                await judge.provider.close()
             if self.cache is not None:
                 self.cache.close()
         return results
+
+    # -- judges -----------------------------------------------------------------------------------
+
+    async def judge_complete(
+        self, model_id: str, request: ChatRequest, case_fields: dict[str, Any]
+    ) -> tuple[Completion, float | None]:
+        """One judge call through the same retries, clock and pricing as any model; kept apart from the candidate."""
+        judge = self.judges.get(model_id)
+        if judge is None:
+            judge = self.judges[model_id] = _Judge(self.suite.model(model_id))
+        async with judge.lock:
+            if not judge.started:
+                judge.provider = registry.resolve("provider", judge.spec.provider)(judge.spec, self.suite.dir)
+                judge.provider.check()
+                await judge.provider.start()
+                judge.run.price = None if judge.provider.self_hosted else self._price(judge.spec)
+                judge.semaphore = asyncio.Semaphore(judge.spec.concurrency)
+                judge.started = True
+        key = None
+        if self.options.cache and judge.spec.use_cache:
+            if self.cache is None:
+                self.cache = ResponseCache()
+            key = cache_key(judge.provider.cache_identity(), request)
+        completion = self.cache.get(key) if key is not None else None
+        replay = completion is not None
+        if completion is None:
+            async with judge.semaphore:
+                completion, error, _ = await self._attempts(
+                    judge.provider, judge.spec, judge.run, request, case_fields, judge.limiter, []
+                )
+            if completion is None:
+                raise RuntimeError(f"judge '{model_id}' failed: {error}")
+            if key is not None:
+                self.cache.put(key, completion)
+        from openbench import pricing
+
+        price = pricing.Price(**judge.run.price) if judge.run.price else None
+        cost = pricing.cost(completion.usage, price, batch=judge.spec.batch_api) if price else None
+        judge.run.items += 1
+        if not replay and cost:
+            judge.run.spent_usd += cost
+            self.spent_usd += cost  # the budget covers judges too
+        return completion, cost
 
     # -- one model --------------------------------------------------------------------------------
 
@@ -279,16 +365,16 @@ class Runner:
         if cached is not None:
             completion, error = cached, None
         else:
-            completion, error, attempts = await self._attempts(provider, spec, run, request, item, limiter, first_start)
+            completion, error, attempts = await self._attempts(provider, spec, run, request, item.case.fields, limiter, first_start)
             if completion is not None and key is not None and self.cache is not None:
                 self.cache.put(key, completion)
         wall_s = perf_counter() - wall_start
         if completion is None:
             return ItemResult(**base, error=str(error), error_kind=error.kind, attempts=attempts, wall_s=wall_s)
-        return await self._scored(base, item, spec, run, completion, cached is not None, attempts, wall_s)
+        return await self._scored(base, item, spec, run, request, completion, cached is not None, attempts, wall_s)
 
     async def _attempts(
-        self, provider, spec, run, request, item, limiter, first_start
+        self, provider, spec, run, request, case_fields, limiter, first_start
     ) -> tuple[Completion | None, AttemptError | None, int]:
         attempts = 0
         error: AttemptError | None = None
@@ -303,8 +389,8 @@ class Runner:
                 first_start.append(clock.start)
             try:
                 if provider.self_hosted and spec.provider == "hf":
-                    return await provider.complete(request, clock, item.case.fields), None, attempts
-                return await asyncio.wait_for(provider.complete(request, clock, item.case.fields), spec.timeout_s), None, attempts
+                    return await provider.complete(request, clock, case_fields), None, attempts
+                return await asyncio.wait_for(provider.complete(request, clock, case_fields), spec.timeout_s), None, attempts
             except asyncio.TimeoutError:
                 error = AttemptError("timeout", f"no complete answer within {spec.timeout_s:g}s", retryable=True)
             except AttemptError as exc:
@@ -326,7 +412,7 @@ class Runner:
         # Full jitter: spreads retries of many concurrent items that failed together.
         return random.uniform(0, min(BACKOFF_CAP_S, spec.backoff_s * 2 ** (attempt - 1)))
 
-    async def _scored(self, base, item, spec, run, completion, cached, attempts, wall_s) -> ItemResult:
+    async def _scored(self, base, item, spec, run, request, completion, cached, attempts, wall_s) -> ItemResult:
         from openbench import pricing
 
         usage, timing = completion.usage, completion.timing
@@ -355,11 +441,18 @@ class Runner:
                 output_tps=output_tps(timing, usage.output_tokens),
             )
         args = (item.scorers, completion.text, item.case.fields, item.task.pass_threshold)
+        ctx = None
         try:
-            if any(s.blocking for s in item.scorers):
-                score, passed, scores = await asyncio.to_thread(combine, *args)
+            if any(s.blocking or s.needs_context for s in item.scorers):
+                ctx = ScoringContext(self, request, item.case.fields)
+                score, passed, scores = await combine_async(*args, ctx)
             else:
                 score, passed, scores = combine(*args)
         except Exception as exc:  # noqa: BLE001 - a scorer failure is this item's error, never a silent 0
+            if ctx is not None and ctx.calls:
+                base = {**base, "extra": {**base.get("extra", {}), "judge": ctx.summary()}}
             return ItemResult(**base, **fields, error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
+        if ctx is not None and ctx.calls:
+            # The judge's tokens, cost and latency stay apart from the candidate's.
+            base = {**base, "extra": {**base.get("extra", {}), "judge": ctx.summary()}}
         return ItemResult(**base, **fields, score=score, passed=passed, scores=scores)

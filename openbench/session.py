@@ -93,9 +93,14 @@ def execute(settings: RunSettings) -> int:
         "environment": environment(suite.dir),
         "models": previous.get("models") or [{"id": m.id, "provider": m.provider, "model": m.model, "status": "pending"} for m in models],
     }
+    from openbench.suite import judge_warnings
+
+    manifest["warnings"] = judge_warnings(suite)
     store.write_manifest(manifest)
     reporter = reporter_for()
     runner.reporter = reporter
+    for warning in manifest["warnings"]:
+        reporter.note(f"warning: {warning}")
     code = 0
     outcome: list = []
     _sigterm_as_interrupt()
@@ -115,6 +120,11 @@ def execute(settings: RunSettings) -> int:
         manifest["ended_at"] = utc_now()
         manifest["spent_usd"] = round(runner.spent_usd, 6)
         _merge_models(manifest, [r.to_dict() for r in outcome])
+        if runner.judges:
+            manifest["judges"] = [
+                {"id": j.spec.id, "calls": j.run.items, "spent_usd": round(j.run.spent_usd, 6), "price": j.run.price}
+                for j in runner.judges.values()
+            ]
         store.write_manifest(manifest)
     print_summary(store, settings.volume if volume else None, manifest)
     if code == EXIT_INTERRUPTED:

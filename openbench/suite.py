@@ -239,6 +239,33 @@ class LoadedSuite:
         raise SuiteError(f"no model '{model_id}'{registry.did_you_mean(model_id, known)}. Known: {', '.join(known)}")
 
 
+def model_family(model: ModelSpec) -> str:
+    """A coarse family name ("gpt", "claude", "llama", "qwen", ...) from the model name."""
+    import re
+
+    name = model.model.rsplit("/", 1)[-1].lower()
+    name = re.sub(r"\.gguf$", "", name)
+    return re.split(r"[^a-z]+", name)[0] or name
+
+
+def judge_warnings(suite: LoadedSuite) -> list[str]:
+    """Judges that share a family with a model they grade tend to favour it."""
+    out = []
+    for task in suite.spec.tasks:
+        for scorer in task.scorers:
+            if scorer.type != "judge" or "model" not in scorer.params:
+                continue
+            judge = suite.model(scorer.params["model"])
+            family = model_family(judge)
+            for m in suite.spec.models:
+                if m.id != judge.id and model_family(m) == family:
+                    out.append(
+                        f"task '{task.name}': judge '{judge.id}' and candidate '{m.id}' are both '{family}' models; "
+                        "judges tend to favour their own family"
+                    )
+    return out
+
+
 def load_suite(path: str | Path) -> LoadedSuite:
     import yaml
 
@@ -387,7 +414,12 @@ def _check_scorers(suite: LoadedSuite) -> None:
 
 def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
     sig = inspect.signature(getattr(fn, "check_signature", fn))
-    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
+    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name != "ctx"]
+    validate = getattr(fn, "validate_params", None)
+    if validate is not None:
+        problem = validate(spec.params, suite.spec)
+        if problem:
+            raise suite.error(problem, loc)
     if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
         return
     allowed = {p.name for p in params}

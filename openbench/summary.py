@@ -43,6 +43,7 @@ class SummaryRow:
     selfhost_usage_per_task_usd: float | None
     selfhost_dedicated_per_task_usd: float | None
     monthly_cost_usd: float | None
+    judge_cost_usd: float | None  # total for this row's items, apart from the model's own cost
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,7 +53,10 @@ COLUMNS = [f.name for f in fields(SummaryRow)]
 
 
 class _Group:
-    __slots__ = ("items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n", "lat_sum")
+    __slots__ = (
+        "items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n",
+        "lat_sum", "judge_cost", "judge_unknown",
+    )
 
     def __init__(self) -> None:
         self.items = self.errors = self.cached = self.passed = self.cost_n = 0
@@ -64,9 +68,16 @@ class _Group:
         self.tout: list[int] = []
         self.cost = 0.0
         self.lat_sum = 0.0
+        self.judge_cost: float | None = None
+        self.judge_unknown = False
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
+        judge = r.extra.get("judge") if r.extra else None
+        if judge:
+            if judge.get("cost_usd") is None:
+                self.judge_unknown = True
+            self.judge_cost = (self.judge_cost or 0.0) + (judge.get("cost_usd") or 0.0)
         if r.error is not None:
             self.errors += 1
             return
@@ -155,6 +166,7 @@ def summarise(
             selfhost_usage_per_task_usd=usage,
             selfhost_dedicated_per_task_usd=dedicated,
             monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
+            judge_cost_usd=None if g.judge_unknown else g.judge_cost,
         )
 
     task_order = {t: i for i, t in enumerate(manifest.get("tasks", []))}

@@ -12,7 +12,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, MissingKey
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import classify, events
+from openbench.providers.sse import classify, events, named_parameters, sdk_kwargs, warm_up
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -24,6 +24,8 @@ class AnthropicProvider(Provider):
         super().__init__(spec, suite_dir)
         self.client = None
         self._key: str | None = None
+        self._create: Any = None
+        self._named: frozenset[str] = frozenset()
 
     @property
     def _key_env(self) -> str:
@@ -50,6 +52,9 @@ class AnthropicProvider(Provider):
         self.client = anthropic.AsyncAnthropic(
             api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s
         )
+        self._create = self.client.messages.with_streaming_response.create
+        self._named = named_parameters(self._create)
+        await warm_up(self.client.models, self.spec.timeout_s)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -81,11 +86,12 @@ class AnthropicProvider(Provider):
         parts: list[str] = []
         start_usage: dict[str, Any] = {}
         output_tokens = None
+        thinking_tokens = 0
         stop_reason = None
         finished = False
         clock.restart()
         try:
-            async with self.client.messages.with_streaming_response.create(**self._body(request)) as response:
+            async with self._create(**sdk_kwargs(self._named, self._body(request))) as response:
                 async for event in events(response.iter_lines()):
                     kind = event.get("type") if isinstance(event, dict) else None
                     if kind == "content_block_delta":
@@ -99,6 +105,10 @@ class AnthropicProvider(Provider):
                     elif kind == "message_delta":
                         usage = event.get("usage") or {}
                         output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
+                        # Input and cache counts here, when sent, are cumulative too and win over message_start's.
+                        start_usage = {**start_usage, **{k: v for k, v in usage.items() if k in _INPUT_FIELDS and v is not None}}
+                        details = usage.get("output_tokens_details") or {}
+                        thinking_tokens = details.get("thinking_tokens", thinking_tokens)
                         stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
                     elif kind == "message_stop":
                         finished = True
@@ -111,12 +121,17 @@ class AnthropicProvider(Provider):
         timing = clock.finish()
         if not finished:
             raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)
-        return Completion(text="".join(parts), usage=_usage(start_usage, output_tokens), timing=timing, finish_reason=stop_reason)
+        return Completion(
+            text="".join(parts), usage=_usage(start_usage, output_tokens, thinking_tokens), timing=timing, finish_reason=stop_reason
+        )
 
 
-def _usage(start: dict[str, Any], output_tokens: int | None) -> Usage:
+_INPUT_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _usage(start: dict[str, Any], output_tokens: int | None, thinking_tokens: int = 0) -> Usage:
     if not start:
-        return Usage(output_tokens=output_tokens)
+        return Usage(output_tokens=output_tokens, reasoning_tokens=thinking_tokens)
     cache_read = start.get("cache_read_input_tokens") or 0
     cache_write = start.get("cache_creation_input_tokens") or 0
     # Anthropic's input_tokens excludes cache reads and writes; ours counts every prompt token.
@@ -125,4 +140,5 @@ def _usage(start: dict[str, Any], output_tokens: int | None) -> Usage:
         output_tokens=output_tokens,
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
+        reasoning_tokens=thinking_tokens,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, MissingKey, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import DONE, classify, events
+from openbench.providers.sse import DONE, classify, events, named_parameters, sdk_kwargs, warm_up
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -24,6 +24,8 @@ class OpenAIProvider(Provider):
         super().__init__(spec, suite_dir)
         self.client = None
         self._key: str | None = None
+        self._create: Any = None
+        self._named: frozenset[str] = frozenset()
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env or self.default_key_env) or None
@@ -49,6 +51,9 @@ class OpenAIProvider(Provider):
         self.client = openai.AsyncOpenAI(
             api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s
         )
+        self._create = self.client.chat.completions.with_streaming_response.create
+        self._named = named_parameters(self._create)
+        await warm_up(self.client.models, self.spec.timeout_s)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -86,7 +91,7 @@ class OpenAIProvider(Provider):
         done = False
         clock.restart()
         try:
-            async with self.client.chat.completions.with_streaming_response.create(**body) as response:
+            async with self._create(**sdk_kwargs(self._named, body)) as response:
                 async for event in events(response.iter_lines()):
                     if event is DONE:
                         done = True

@@ -7,8 +7,10 @@ object per chunk costs enough CPU to distort TTFT under high concurrency.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from openbench.providers.base import AttemptError, parse_retry_after, status_error
 
@@ -30,6 +32,34 @@ async def events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
             yield json.loads(payload)
         except json.JSONDecodeError as exc:
             raise AttemptError("malformed", f"malformed stream event (not JSON: {exc.msg}): {payload[:80]!r}", retryable=True) from None
+
+
+def named_parameters(create: Callable[..., Any]) -> frozenset[str]:
+    """The keyword arguments an SDK method names (computed once per client, not per request)."""
+    return frozenset(inspect.signature(create).parameters) - {"extra_body"}
+
+
+def sdk_kwargs(named: frozenset[str], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as keyword arguments of an SDK method; fields it does not name travel in ``extra_body``.
+
+    SDK releases drop parameters the API still accepts (anthropic 2.x has no
+    ``temperature``), and suites pass vendor extensions through ``params``.
+    """
+    kwargs = {k: v for k, v in body.items() if k in named}
+    extra = {k: v for k, v in body.items() if k not in named}
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
+async def warm_up(models: Any, timeout_s: float) -> None:
+    """One free ``GET /models`` before the first timed request.
+
+    An SDK's first request imports modules and builds caches (~20-100 ms) that
+    would otherwise land in the first items' TTFT. Any answer will do, errors included.
+    """
+    with contextlib.suppress(Exception):
+        await models.with_raw_response.list(timeout=min(timeout_s, 10.0))
 
 
 def classify(exc: BaseException, sdk: Any, secret: str | None = None) -> AttemptError:

@@ -17,6 +17,8 @@ from openbench.prompts import fields_used, render_value
 from openbench.records import ScoreResult
 from openbench.suite import ScorerSpec, TaskSpec
 
+CONTEXT_PARAM = "ctx"
+
 
 @dataclass(frozen=True)
 class BoundScorer:
@@ -32,7 +34,7 @@ class BoundScorer:
         defaults = {
             p.name: p.default
             for p in sig.parameters.values()
-            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty and p.name != CONTEXT_PARAM
         }
         return cls(spec.name, spec.weight, fn, {**defaults, **spec.params})
 
@@ -57,8 +59,13 @@ class BoundScorer:
         walk(self.params)
         return found
 
-    def __call__(self, output: str, case: dict[str, Any]) -> ScoreResult:
-        return self.fn(output, case, **render_value(self.params, case))
+    @property
+    def needs_context(self) -> bool:
+        """Scorers that call models (judges) take a ``ctx`` and are coroutines."""
+        return CONTEXT_PARAM in inspect.signature(self.fn).parameters
+
+    def __call__(self, output: str, case: dict[str, Any], **ctx: Any) -> Any:
+        return self.fn(output, case, **render_value(self.params, case), **ctx)
 
 
 def bind_task(task: TaskSpec) -> list[BoundScorer]:
@@ -68,17 +75,41 @@ def bind_task(task: TaskSpec) -> list[BoundScorer]:
 def combine(
     scorers: list[BoundScorer], output: str, case: dict[str, Any], pass_threshold: float | None
 ) -> tuple[float, bool, dict[str, dict[str, Any]]]:
+    """Weighted mean of plain (synchronous) scorers; see ``aggregate``."""
+    # An exception here makes the item an error, never a silent 0.
+    return aggregate(scorers, [s(output, case) for s in scorers], pass_threshold)
+
+
+async def combine_async(
+    scorers: list[BoundScorer], output: str, case: dict[str, Any], pass_threshold: float | None, ctx: Any
+) -> tuple[float, bool, dict[str, dict[str, Any]]]:
+    """Like ``combine``, for tasks with judges (awaited with a context) or blocking scorers (run in a thread)."""
+    import asyncio
+
+    results = []
+    for scorer in scorers:
+        if scorer.needs_context:
+            results.append(await scorer(output, case, ctx=ctx))
+        elif scorer.blocking:
+            results.append(await asyncio.to_thread(scorer, output, case))
+        else:
+            results.append(scorer(output, case))
+    return aggregate(scorers, results, pass_threshold)
+
+
+def aggregate(
+    scorers: list[BoundScorer], results: list[ScoreResult], pass_threshold: float | None
+) -> tuple[float, bool, dict[str, dict[str, Any]]]:
     """Weighted mean of the scorers; passed = every scorer passed, or score ≥ threshold when one is set."""
-    results: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
     total = weights = 0.0
     all_passed = True
-    for scorer in scorers:
-        result = scorer(output, case)  # an exception here makes the item an error, never a silent 0
+    for scorer, result in zip(scorers, results):
         value = min(1.0, max(0.0, float(result.value)))
-        results[scorer.name] = {"value": value, "passed": bool(result.passed), "explanation": result.explanation}
+        out[scorer.name] = {"value": value, "passed": bool(result.passed), "explanation": result.explanation}
         total += value * scorer.weight
         weights += scorer.weight
         all_passed = all_passed and bool(result.passed)
     score = total / weights if weights else 0.0
     passed = score >= pass_threshold - 1e-12 if pass_threshold is not None else all_passed
-    return score, passed, results
+    return score, passed, out
