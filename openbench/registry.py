@@ -33,6 +33,12 @@ SCORERS: dict[str, str] = {
     "json_schema": "openbench.scorers.structured:json_schema",
     "json_fields": "openbench.scorers.structured:json_fields",
     "judge": "openbench.scorers.judge:judge",
+    "similarity": "openbench.scorers.similarity:similarity",
+    "rouge": "openbench.scorers.overlap:rouge",
+    "bleu": "openbench.scorers.overlap:bleu",
+    "chrf": "openbench.scorers.overlap:chrf",
+    "code": "openbench.scorers.code:code",
+    "python": "openbench.scorers.custom:python",
 }
 
 _GROUPS = {"provider": ("openbench.providers", PROVIDERS), "scorer": ("openbench.scorers", SCORERS)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from time import perf_counter
 from typing import Any, Iterator, Protocol
 
@@ -80,6 +81,7 @@ class ModelRun:
     utilisation: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     stop: bool = False
+    aborted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +122,11 @@ class ScoringContext:
     def __init__(self, runner: Runner, request: ChatRequest, case_fields: dict[str, Any]):
         self._runner, self.request, self.case_fields = runner, request, case_fields
         self.calls: list[tuple[str, Completion, float | None]] = []
+
+    @property
+    def suite_dir(self) -> Path:
+        """The suite file's folder, for scorer parameters that name files."""
+        return self._runner.suite.dir
 
     @property
     def prompt(self) -> str:
@@ -168,6 +175,7 @@ class Runner:
         self.cache: ResponseCache | None = None
         self.spent_usd = 0.0
         self.budget_hit = False
+        self.results: list[ModelRun] = []  # one per model started, in order; kept when the run aborts
         self.judges: dict[str, _Judge] = {}
 
     def models(self) -> list[ModelSpec]:
@@ -177,16 +185,15 @@ class Runner:
 
     async def run(self) -> list[ModelRun]:
         work = load_work(self.suite, self.options.limit)
-        results = []
         try:
             for spec in self.models():
-                results.append(await self._run_model(spec, work))
+                await self._run_model(spec, work)
         finally:
             for judge in self.judges.values():
                 await judge.provider.close()
             if self.cache is not None:
                 self.cache.close()
-        return results
+        return self.results
 
     # -- judges -----------------------------------------------------------------------------------
 
@@ -235,6 +242,7 @@ class Runner:
 
     async def _run_model(self, spec: ModelSpec, work: list) -> ModelRun:
         run = ModelRun(spec)
+        self.results.append(run)  # before anything can raise, so that an aborted run still reports it
         todo = [
             WorkItem(task, scorers, case)
             for task, scorers, cases in work
@@ -264,7 +272,8 @@ class Runner:
             run.status, run.reason = "ok", "nothing left to run"
             self.reporter.model_finished(spec.id, run.status, run.reason)
             return run
-        self.reporter.model_started(spec.id, len(todo))
+        if spec.provider == "hf":
+            self.reporter.note(f"[{spec.id}] loading {spec.model} on {spec.device} ...")
         try:
             await provider.start()
         except Exception as exc:  # noqa: BLE001 - any load failure fails this model, not the run
@@ -272,6 +281,7 @@ class Runner:
             self.reporter.model_finished(spec.id, run.status, run.reason)
             return run
         run.details = provider.describe()
+        self.reporter.model_started(spec.id, len(todo))
         use_cache = self.options.cache and spec.use_cache
         if use_cache and self.cache is None:
             self.cache = ResponseCache()
@@ -289,9 +299,9 @@ class Runner:
                 record = await self._run_item(provider, spec, run, item, limiter, identity, first_start)
                 if not record.cached:
                     last_end[0] = max(last_end[0], perf_counter())
-                self._account(run, record)
-                self.store.append(record)
+                self.store.append(record)  # before accounting, which may stop the model
                 self.reporter.item_done(spec.id, record)
+                self._account(run, record)
 
         try:
             await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
@@ -299,6 +309,10 @@ class Runner:
             await provider.close()
         if first_start and last_end[0]:
             run.busy_s = last_end[0] - first_start[0]
+        if run.aborted:
+            # Raised once every worker has finished its item in flight, so that nothing finished is lost.
+            self.reporter.model_finished(spec.id, run.status, run.reason)
+            raise RunAborted(f"model '{spec.id}': {run.reason}; finished items are saved")
         if run.status == "pending":
             run.status = "ok"
             if self.budget_hit:
@@ -331,11 +345,10 @@ class Runner:
             run.stop = True
             self.reporter.note(f"spent ${self.spent_usd:.4f} ≥ --max-cost ${limit}: no new requests will be sent")
         rate = self.options.max_error_rate
-        if rate is not None and run.items >= self.options.error_rate_min_items and run.errors / run.items > rate:
-            run.stop = True
+        if rate is not None and not run.aborted and run.items >= self.options.error_rate_min_items and run.errors / run.items > rate:
+            run.stop = run.aborted = True
             run.status = "failed"
             run.reason = f"error rate {run.errors}/{run.items} exceeded --max-error-rate {rate}"
-            raise RunAborted(f"model '{run.spec.id}': {run.reason}; finished items are saved")
 
     # -- one item ---------------------------------------------------------------------------------
 

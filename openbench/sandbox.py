@@ -24,6 +24,8 @@ What it does NOT protect against:
   child processes (``curl``, another interpreter) all reach the network;
 - when openbench runs as root without a namespace, the code can raise its own
   limits back; the process cap is never enforced for root;
+- memory on macOS, which does not enforce RLIMIT_AS (and has no namespaces, so
+  the Python guard is used there);
 - CPU, memory bandwidth or disk usage by many parallel runs, kernel exploits.
 
 It is a guard against accidents and sloppy code, not a security boundary. Run
@@ -52,31 +54,33 @@ NETWORK_PYTHON_GUARD = "python-guard"
 EXTRA_PROCESSES = 64
 
 # Runs in the child before the code: limits first, then (without a namespace) the socket guard.
+# The child limits itself rather than using Popen(preexec_fn=...), which can deadlock when the
+# parent has threads, and the runner runs blocking scorers in threads.
 _PRELUDE = """\
 import resource, runpy, sys
 for name, value in {limits!r}:
     limit = getattr(resource, name, None)
     if limit is not None:
+        hard = resource.getrlimit(limit)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         try:
             resource.setrlimit(limit, (value, value))
-        except (ValueError, OSError):
+        except (ValueError, OSError):  # e.g. RLIMIT_AS on macOS
             pass
 if {guard!r}:
-    import socket as _socket_module
+    import socket
 
-    def _refuse(name):
-        original = getattr(_socket_module.socket, name)
-
+    def _refuse(original, ip_families=(socket.AF_INET, socket.AF_INET6)):
         def method(self, *args, **kwargs):
-            if self.family in (_socket_module.AF_INET, _socket_module.AF_INET6):
+            if self.family in ip_families:
                 raise PermissionError(13, "network access is blocked by the openbench sandbox")
             return original(self, *args, **kwargs)
 
         return method
 
     for _name in ("connect", "connect_ex", "bind", "sendto", "sendmsg"):
-        setattr(_socket_module.socket, _name, _refuse(_name))
-    del _refuse, _name, _socket_module
+        setattr(socket.socket, _name, _refuse(getattr(socket.socket, _name)))
+    del socket, _refuse, _name
 del resource
 sys.argv = ["main.py"]
 runpy.run_path("main.py", run_name="__main__")

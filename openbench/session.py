@@ -114,6 +114,7 @@ def execute(settings: RunSettings) -> int:
     except OpenbenchError as exc:
         manifest["status"] = f"aborted: {exc}"
         code = exc.exit_code
+        outcome = runner.results  # the aborted model's status and counts, and those of the models before it
         print(f"error: {exc}", file=sys.stderr)
     finally:
         store.close()
@@ -126,7 +127,9 @@ def execute(settings: RunSettings) -> int:
                 for j in runner.judges.values()
             ]
         store.write_manifest(manifest)
-    print_summary(store, settings.volume if volume else None, manifest)
+    rows = print_summary(store, settings.volume if volume else None, manifest)
+    _count_from_rows(manifest, rows)
+    store.write_manifest(manifest)
     if code == EXIT_INTERRUPTED:
         print(f"\ninterrupted: finished items are saved. Resume with:\n  openbench run --resume {store.path}", file=sys.stderr)
     elif runner.budget_hit:
@@ -149,12 +152,25 @@ def _merge_models(manifest: dict[str, Any], finished: list[dict[str, Any]]) -> N
     by_id = {m["id"]: m for m in manifest["models"]}
     for entry in finished:
         old = by_id.get(entry["id"], {})
-        if old.get("busy_s") and entry.get("busy_s") is not None and old.get("status") == "ok":
-            # A resumed model's busy time and counts add to what the first session measured.
-            for key in ("busy_s", "items", "errors", "cached", "output_tokens"):
+        if old.get("busy_s") and entry.get("busy_s") is not None:
+            # A resumed model's busy time adds to what the first session measured.
+            for key in ("busy_s", "output_tokens"):
                 entry[key] = (entry.get(key) or 0) + (old.get(key) or 0)
+        if entry.get("reason") == "nothing left to run" and old:
+            entry = {**old, "status": old.get("status", "ok")}
         by_id[entry["id"]] = entry
     manifest["models"] = list(by_id.values())
+
+
+def _count_from_rows(manifest: dict[str, Any], rows: list[Any]) -> None:
+    """Item counts come from the records (the latest per item), so a resumed run never counts twice."""
+    from openbench.summary import ALL_TASKS
+
+    overall = {r.model: r for r in rows if r.task == ALL_TASKS}
+    for entry in manifest["models"]:
+        row = overall.get(entry["id"])
+        if row is not None:
+            entry["items"], entry["errors"], entry["cached"] = row.items, row.errors, row.cached
 
 
 def _sigterm_as_interrupt() -> None:
@@ -163,7 +179,7 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
 
 
-def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str, Any] | None = None) -> None:
+def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str, Any] | None = None) -> list[Any]:
     from openbench.pricing import parse_volume
     from openbench.report.table import render_table
     from openbench.report.csv import write_summary
@@ -177,3 +193,4 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str
     for m in manifest.get("models", []):
         if m.get("status") not in ("ok", None) or m.get("reason"):
             print(f"  {m['id']}: {m.get('status')}" + (f" ({m['reason']})" if m.get("reason") else ""))
+    return rows

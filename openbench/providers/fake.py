@@ -23,6 +23,11 @@ class FakeProvider(Provider):
     def _param(self, name: str, default: Any) -> Any:
         return self.spec.params.get(name, default)
 
+    def cache_identity(self) -> dict[str, Any]:
+        # accuracy and answer_field change the answers; the timing parameters do not.
+        output_params = {k: v for k, v in self.spec.params.items() if k not in ("ttft_s", "per_token_s")}
+        return {**super().cache_identity(), "params": output_params}
+
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
         prompt = "\n".join(m.content for m in request.messages)
         digest = hashlib.sha256((self.spec.model + prompt).encode()).digest()

@@ -24,6 +24,7 @@ from openbench.records import ChatRequest, Completion, Sampling, Usage
 from openbench.timing import AttemptClock
 
 PKG_SCHEME = "pkg://"
+BATCH_WINDOW_S = 0.01
 
 
 def resolve_model_path(model: str, gguf_file: str | None, suite_dir: Path) -> tuple[str, str | None]:
@@ -219,10 +220,12 @@ class HFProvider(Provider):
             if job is None:
                 return
             batch = [job]
-            # Take what is already queued, up to the batch size, with the same sampling.
+            # Fill the batch with what arrives within a short window (requests are queued in bursts by
+            # the runner); the window is not part of any item's latency, which starts at generation.
+            deadline = perf_counter() + BATCH_WINDOW_S
             while len(batch) < self.spec.batch_size:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(0.0, deadline - perf_counter()))
                 except queue.Empty:
                     break
                 if nxt is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, TextIO
 
@@ -32,7 +33,11 @@ def fmt_usd(value: float | None) -> str:
         return "unknown"
     if value == 0:
         return "$0"
-    return f"${value:.2g}" if value < 0.01 else f"${value:,.4f}"
+    if value >= 0.01:
+        return f"${value:,.4f}"
+    # Two significant digits, never scientific notation: $0.000027, not $2.7e-05.
+    digits = 1 - math.floor(math.log10(value))
+    return f"${value:.{digits}f}"
 
 
 def fmt_quality(row: SummaryRow) -> str:

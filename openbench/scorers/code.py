@@ -80,3 +80,13 @@ def code(
         return ScoreResult(0.0, False, f"timed out after {float(timeout_s):g}s")
     reason = result.last_error_line() or f"exit status {result.returncode}"
     return ScoreResult(0.0, False, reason[:300])
+
+
+def _validate(params: dict[str, Any], suite: Any) -> str | None:
+    if params.get("assemble", "humaneval") not in ASSEMBLIES:
+        return f"scorer 'code': assemble must be one of {', '.join(ASSEMBLIES)}, got {params['assemble']!r}"
+    return None
+
+
+code.blocking = True  # type: ignore[attr-defined]  # runs a subprocess: off the event loop
+code.validate_params = _validate  # type: ignore[attr-defined]

@@ -115,7 +115,7 @@ def choice(output: str, case: dict[str, Any], *, expected: str = "{{ answer }}",
     letters = "".join(re.escape(c) for c in choices.upper())
     text = output.strip()
     patterns = [
-        rf"^\(?([{letters}])\)?(?:[.):\s]|$)",
+        rf"^\(?([{letters}])(?:[.):]|$)",  # "B", "(c)", "c)", "D." - not the article in "a good answer is B"
         rf"answer\s*(?:is)?\s*[:\-]?\s*\(?([{letters}])\b",
         rf"\b([{letters}])\b",
     ]

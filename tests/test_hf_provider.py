@@ -1,0 +1,211 @@
+"""The hf provider on a tiny local Llama: batched generation equals unbatched, each item keeps its own
+timing and token count, one failing item fails alone, and pkg:// model paths resolve."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from time import perf_counter
+
+import pytest
+
+from openbench.errors import OpenbenchError
+from openbench.providers.hf import HFProvider, resolve_model_path
+
+# Tests that load the tiny model pay ~5 s once for importing torch and transformers.
+slow = pytest.mark.slow
+
+SYSTEM = "be brief"
+# The tiny model counts on from the prompt's last word (see conftest), so these prompts have
+# different lengths (left padding matters) and answers of 9, 4, 2 and 6 tokens (EOS included).
+PROMPTS = {
+    "p1": "hello",
+    "p2": "please count from five",
+    "p3": "count from seven",
+    "p4": "hello hello count from three",
+}
+
+
+def hf_suite(model_dir: Path, prompts: dict[str, str], batch_size: int = 4, max_tokens: int = 16) -> str:
+    cases = "\n".join(f'        - {{id: {cid}, text: "{text}"}}' for cid, text in prompts.items())
+    return f"""\
+name: tiny
+defaults:
+  system: {SYSTEM}
+  max_tokens: {max_tokens}
+models:
+  - id: tiny
+    provider: hf
+    model: {model_dir}
+    batch_size: {batch_size}
+tasks:
+  - name: count
+    prompt: "{{{{ text }}}}"
+    data:
+      cases:
+{cases}
+    scorers:
+      - type: contains
+        expected: eight
+"""
+
+
+def run_suite(invoke, write_suite, tmp_path: Path, text: str) -> tuple[Path, dict[str, dict]]:
+    out = tmp_path / "out"
+    result = invoke("run", write_suite(text), "--out", out)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    records = {r["case_id"]: r for r in map(json.loads, (run_dir / "records.jsonl").read_text().splitlines())}
+    return run_dir, records
+
+
+@pytest.fixture
+def batches(monkeypatch) -> list[dict]:
+    """Spy on HFProvider._generate: which prompts went together, and the batch's wall time."""
+    calls: list[dict] = []
+    original = HFProvider._generate
+
+    def spy(self, requests, sampling, clocks):
+        start = perf_counter()
+        out = original(self, requests, sampling, clocks)
+        calls.append({"prompts": [r.messages[-1].content for r in requests], "wall_s": perf_counter() - start})
+        return out
+
+    monkeypatch.setattr(HFProvider, "_generate", spy)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def unbatched(tiny_model_dir: Path) -> dict[str, tuple[str, int]]:
+    """Each prompt generated alone with plain transformers (greedy): (text, generated token count)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    out = {}
+    for cid, text in PROMPTS.items():
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        enc = tok(prompt, add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            ids = model.generate(**enc, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
+        new = ids[0, enc["input_ids"].shape[1] :].tolist()
+        out[cid] = (tok.decode(new, skip_special_tokens=True).strip(), len(new))
+    return out
+
+
+@slow
+def test_batched_equals_unbatched_with_per_item_timing(tiny_model_dir, unbatched, batches, invoke, write_suite, tmp_path):
+    run_dir, records = run_suite(invoke, write_suite, tmp_path, hf_suite(tiny_model_dir, PROMPTS))
+    assert sorted(records) == sorted(PROMPTS)
+    by_prompt = {PROMPTS[cid]: r for cid, r in records.items()}
+
+    for cid, r in records.items():
+        text, n_tokens = unbatched[cid]
+        assert r["error"] is None, r["error"]
+        assert r["output"] == text
+        assert r["output_tokens"] == n_tokens  # the true generated length, not the padded one
+        assert r["finish_reason"] == "stop"
+        assert 0 < r["ttft_s"] <= r["latency_s"]
+        assert r["input_tokens"] > 0
+    # The answers really differ in length, so a batch holds rows that finish at different steps.
+    assert len({r["output_tokens"] for r in records.values()}) == 4
+    assert all(r["passed"] for r in records.values())
+
+    assert sum(len(b["prompts"]) for b in batches) == 4
+    multi = [b for b in batches if len(b["prompts"]) > 1]
+    assert multi, f"expected at least one real batch, got {batches}"
+    for batch in multi:
+        rows = sorted((by_prompt[p] for p in batch["prompts"]), key=lambda r: r["output_tokens"])
+        for r in rows:
+            assert r["latency_s"] <= batch["wall_s"]
+        # Per-item timing: an item ends at its own EOS, so longer answers take strictly longer.
+        for shorter, longer in zip(rows, rows[1:]):
+            assert shorter["latency_s"] < longer["latency_s"]
+        # Items of one batch start together, so they share their first-token time.
+        assert max(r["ttft_s"] for r in rows) - min(r["ttft_s"] for r in rows) < 1e-6
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (model,) = manifest["models"]
+    assert model["status"] == "ok" and model["device"] == "cpu" and model["batch_size"] == 4
+    assert model["parameters"] > 0
+
+
+@slow
+def test_max_tokens_cuts_generation(tiny_model_dir, invoke, write_suite, tmp_path):
+    _, records = run_suite(invoke, write_suite, tmp_path, hf_suite(tiny_model_dir, {"p1": "hello"}, max_tokens=3))
+    r = records["p1"]
+    assert r["output"] == "one two three"
+    assert r["output_tokens"] == 3 and r["finish_reason"] == "length"
+
+
+@slow
+@pytest.mark.parametrize("batch_size", [4, 1])
+def test_one_failing_item_fails_alone(tiny_model_dir, unbatched, invoke, write_suite, tmp_path, monkeypatch, batch_size):
+    original = HFProvider._generate
+
+    def explode_on_boom(self, requests, sampling, clocks):
+        if any("BOOM" in r.messages[-1].content for r in requests):
+            raise RuntimeError("kaboom")
+        return original(self, requests, sampling, clocks)
+
+    monkeypatch.setattr(HFProvider, "_generate", explode_on_boom)
+    prompts = {**PROMPTS, "boom": "BOOM count from five"}
+    _, records = run_suite(invoke, write_suite, tmp_path, hf_suite(tiny_model_dir, prompts, batch_size=batch_size))
+    assert records["boom"]["error"] == "RuntimeError: kaboom"
+    assert records["boom"]["error_kind"] == "local" and records["boom"]["score"] is None
+    for cid in PROMPTS:
+        assert records[cid]["error"] is None
+        assert (records[cid]["output"], records[cid]["output_tokens"]) == unbatched[cid]
+
+
+# -- pkg:// --------------------------------------------------------------------------------------
+
+
+def test_pkg_folder_resolves_without_importing(tmp_path):
+    import email
+
+    sys.modules.pop("email.mime", None)
+    path, gguf = resolve_model_path("pkg://email/mime", None, tmp_path)
+    assert Path(path) == Path(email.__file__).parent / "mime" and gguf is None
+    assert "email.mime" not in sys.modules
+
+
+def test_pkg_file_resolves_to_folder_and_file(tmp_path):
+    import json as json_pkg
+
+    path, gguf = resolve_model_path("pkg://json/decoder.py", None, tmp_path)
+    assert Path(path) == Path(json_pkg.__file__).parent and gguf == "decoder.py"
+
+
+def test_pkg_missing_package_is_clear(tmp_path):
+    with pytest.raises(OpenbenchError, match="the Python package 'no_such_pkg_xyz' is not installed"):
+        resolve_model_path("pkg://no_such_pkg_xyz/model.gguf", None, tmp_path)
+
+
+def test_pkg_missing_path_inside_package(tmp_path):
+    with pytest.raises(OpenbenchError, match="does not exist inside package 'json'"):
+        resolve_model_path("pkg://json/nope.gguf", None, tmp_path)
+
+
+def test_local_paths_and_hub_ids(tmp_path):
+    (tmp_path / "weights").mkdir()
+    assert resolve_model_path("weights", None, tmp_path) == (str(tmp_path / "weights"), None)
+    assert resolve_model_path("org/some-model", None, tmp_path) == ("org/some-model", None)  # a hub id
+    with pytest.raises(OpenbenchError, match="not found"):
+        resolve_model_path("./missing", None, tmp_path)
+
+
+def test_missing_model_folder_fails_the_model_not_the_run(invoke, write_suite, tmp_path):
+    text = hf_suite(tmp_path / "no-such-folder", {"p1": "hello"}).replace(
+        "tasks:", "  - id: fake\n    provider: fake\n    model: f\ntasks:"
+    )
+    out = tmp_path / "out"
+    result = invoke("run", write_suite(text), "--out", out)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    models = {m["id"]: m for m in json.loads((run_dir / "manifest.json").read_text())["models"]}
+    assert models["tiny"]["status"] == "failed" and "not found" in models["tiny"]["reason"]
+    assert models["fake"]["status"] == "ok"
