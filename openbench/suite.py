@@ -433,6 +433,30 @@ def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> 
     for p in params:
         if p.default is inspect.Parameter.empty and p.name not in spec.params and p.name != "expected":
             raise suite.error(f"scorer '{spec.type}' needs the parameter '{p.name}'", loc)
+    _check_param_types(suite, fn, spec, loc)
+
+
+def _check_param_types(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
+    """Each parameter's value must fit the scorer's annotation (a string may always be a template)."""
+    from pydantic import TypeAdapter
+
+    try:
+        hints = typing.get_type_hints(getattr(fn, "check_signature", fn))
+    except Exception:  # noqa: BLE001 - unresolvable annotations (a plugin's) are not checked
+        return
+    for key, value in spec.params.items():
+        hint = hints.get(key)
+        if hint is None or hint is Any or (isinstance(value, str) and "{{" in value):
+            continue
+        try:
+            TypeAdapter(hint).validate_python(value)
+        except ValidationError as exc:
+            expected = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            raise suite.error(
+                f"scorer '{spec.type}' parameter '{key}' expects {expected}, got {value!r:.60}: "
+                f"{exc.errors(include_url=False)[0]['msg']}",
+                loc + (key,),
+            ) from None
 
 
 def _check_templates(suite: LoadedSuite) -> None:
