@@ -70,12 +70,12 @@ MODELS = {
     "base": (
         dict(hidden_size=128, intermediate_size=256, num_hidden_layers=3, num_attention_heads=4,
              num_key_value_heads=4),
-        dict(steps=2000, batch_size=64, lr=3e-3, seed=1),
+        dict(steps=2000, batch_size=64, lr=2e-3, seed=1, p_add=0.65),
     ),
     "small": (
         dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
              num_key_value_heads=2),
-        dict(steps=600, batch_size=64, lr=3e-3, seed=2),
+        dict(steps=800, batch_size=48, lr=6e-3, seed=2, p_add=0.5),
     ),
 }
 

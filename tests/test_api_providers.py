@@ -7,6 +7,7 @@ its clock (the server's ``perf_counter`` timestamps are comparable with the clie
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import subprocess
@@ -83,7 +84,7 @@ def serve(api_env: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeServer]]:
 @pytest.fixture
 def run(invoke: Callable[..., Any], tmp_path: Path) -> Callable[..., RunOutcome]:
     """``openbench run`` on a suite written from models and cases; returns the run folder's contents."""
-    counter = iter(range(1000))
+    counter = itertools.count()
 
     def go(models: list[dict[str, Any]], case_list: list[dict[str, Any]], *args: str, **task: Any) -> RunOutcome:
         n = next(counter)
@@ -298,7 +299,7 @@ def test_error_rate_limit_aborts_the_run(serve, run) -> None:
 # -- where requests go -----------------------------------------------------------------------------
 
 
-def test_per_model_base_url_and_key_variable(serve, run, api_env) -> None:
+def test_per_model_base_url_and_key_variable(run, api_env) -> None:
     gpt_srv = FakeServer(reply_fn=echo_reply, api_key="key-for-gpt")
     claude_srv = FakeServer(reply_fn=echo_reply, api_key="key-for-claude")
     with gpt_srv, claude_srv:
@@ -355,7 +356,7 @@ def test_paid_api_answers_are_cached_and_never_timed_again(serve, run) -> None:
     assert all(not rec["cached"] for rec in uncached.records)
 
 
-def test_first_items_of_a_fresh_process_are_timed_truthfully(serve, api_env, tmp_path) -> None:
+def test_first_items_of_a_fresh_process_are_timed_truthfully(serve, tmp_path) -> None:
     """The SDK's first request imports modules and builds caches; none of that may land in the first TTFTs.
 
     A fresh interpreter, because in this one the SDKs are warm already.

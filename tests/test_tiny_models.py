@@ -122,7 +122,7 @@ def test_small_model_is_weak(small, items):
 def test_left_padded_batch_matches_unbatched(base, items):
     tok, model = base
     # Mixed prompt lengths: short sums, long sums, short and long words.
-    subset = [p for _, p, _ in items[:6]] + [p for _, p, _ in items[40:46]]
+    subset = [p for _, p, _ in items[:4]] + [p for _, p, _ in items[40:44]]
     assert len({len(p) for p in subset}) > 2
     batched = _generate(tok, model, subset)
     single = [_generate(tok, model, [p])[0] for p in subset]
