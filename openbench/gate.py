@@ -95,9 +95,9 @@ def _quality(tc: TaskComparison, rules: GateRules) -> tuple[RuleResult, str | No
         need = stats.required_n(rules.margin, d.sd_diff, rules.confidence) if d.sd_diff else None
         warning = (
             f"{tc.task}: n={d.n} is too small to detect a drop of {rules.margin * 100:g} points "
-            f"(minimum detectable effect at 80% power: {d.mde * 100:.1f} points)"
-            + (f"; about {need} items are needed" if need else "")
-            + ". A pass here is not evidence of no drop."
+            f"(minimum detectable effect at 80% power: {d.mde * 100:.1f} points); "
+            + (f"about {need} items are needed. " if need else "more items are needed. ")
+            + ("A pass here is weak evidence." if ok else "This verdict reflects the sample size more than the models.")
         )
     return RuleResult("quality non-inferiority", tc.task, ok, detail), warning
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, MissingKey
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import classify, events, named_parameters, sdk_kwargs, warm_up
+from openbench.providers.sse import SENDING, classify, events, http_client, named_parameters, sdk_kwargs, warm_up
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -50,7 +50,8 @@ class AnthropicProvider(Provider):
 
         self._key = os.environ[self._key_env]
         self.client = anthropic.AsyncAnthropic(
-            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s
+            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s,
+            http_client=http_client(anthropic, self.spec.timeout_s),
         )
         self._create = self.client.messages.with_streaming_response.create
         self._named = named_parameters(self._create)
@@ -89,7 +90,8 @@ class AnthropicProvider(Provider):
         thinking_tokens = 0
         stop_reason = None
         finished = False
-        clock.restart()
+        clock.restart()  # restarted again by the transport when the request is really sent
+        sending = SENDING.set(clock)
         try:
             async with self._create(**sdk_kwargs(self._named, self._body(request))) as response:
                 async for event in events(response.iter_lines()):
@@ -118,6 +120,8 @@ class AnthropicProvider(Provider):
                         raise AttemptError("server", f"error in stream: {error.get('type')}: {error.get('message')}", retryable=retryable)
         except Exception as exc:  # noqa: BLE001 - classified below
             raise classify(exc, anthropic, self._key) from None
+        finally:
+            SENDING.reset(sending)
         timing = clock.finish()
         if not finished:
             raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)

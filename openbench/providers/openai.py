@@ -11,7 +11,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, MissingKey, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import DONE, classify, events, named_parameters, sdk_kwargs, warm_up
+from openbench.providers.sse import DONE, SENDING, classify, events, http_client, named_parameters, sdk_kwargs, warm_up
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -49,7 +49,8 @@ class OpenAIProvider(Provider):
 
         self._key = self._api_key() or "EMPTY"
         self.client = openai.AsyncOpenAI(
-            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s
+            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s,
+            http_client=http_client(openai, self.spec.timeout_s),
         )
         self._create = self.client.chat.completions.with_streaming_response.create
         self._named = named_parameters(self._create)
@@ -89,7 +90,8 @@ class OpenAIProvider(Provider):
         usage = None
         finish = None
         done = False
-        clock.restart()
+        clock.restart()  # restarted again by the transport when the request is really sent
+        sending = SENDING.set(clock)
         try:
             async with self._create(**sdk_kwargs(self._named, body)) as response:
                 async for event in events(response.iter_lines()):
@@ -109,6 +111,8 @@ class OpenAIProvider(Provider):
                         usage = event["usage"]
         except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes unclassified
             raise classify(exc, openai, self._key) from None
+        finally:
+            SENDING.reset(sending)
         timing = clock.finish()
         if not done and finish is None and usage is None:
             raise AttemptError("stream_cut", "the stream ended before a finish reason, usage or [DONE]", retryable=True)

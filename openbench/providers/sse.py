@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable
 
 from openbench.providers.base import AttemptError, parse_retry_after, status_error
+from openbench.timing import AttemptClock
 
 DONE = object()
 
@@ -50,6 +52,34 @@ def sdk_kwargs(named: frozenset[str], body: dict[str, Any]) -> dict[str, Any]:
     if extra:
         kwargs["extra_body"] = extra
     return kwargs
+
+
+# The clock of the attempt running in the current task; the transport's request hook restarts
+# it at the moment the request goes out, after the SDK has built it.
+SENDING: ContextVar[AttemptClock | None] = ContextVar("openbench_sending", default=None)
+
+
+async def _mark_sent(request: Any) -> None:
+    clock = SENDING.get()
+    if clock is not None:
+        clock.restart()
+
+
+def http_client(sdk: Any, timeout_s: float) -> Any:
+    """An SDK HTTP client whose clock starts when the request is sent, on aiohttp where installed.
+
+    Under many concurrent streams the SDKs' default transport (httpx2) spends enough CPU on
+    the event loop in its connection pool to delay when requests really leave (+70 to
+    +170 ms of TTFT at 64 streams on one core); the SDKs' own aiohttp transport keeps the
+    client's share small (see tests/benchmarks/api_concurrency.py).
+    """
+    hooks = {"request": [_mark_sent]}
+    try:
+        import aiohttp  # noqa: F401
+
+        return sdk.DefaultAioHttpClient(timeout=timeout_s, event_hooks=hooks)
+    except (ImportError, RuntimeError):  # no aiohttp, or an SDK built without its aiohttp extra
+        return sdk.DefaultAsyncHttpxClient(timeout=timeout_s, event_hooks=hooks)
 
 
 async def warm_up(models: Any, timeout_s: float) -> None:
