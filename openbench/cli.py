@@ -53,6 +53,24 @@ def fail(exc: OpenbenchError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+def _open_run(run_dir: Path, volume: Optional[str] = None):
+    """A run folder, its manifest, and the monthly volume (parsed), or one clear error."""
+    from openbench.pricing import parse_volume
+    from openbench.store import RunStore
+
+    try:
+        store = RunStore.open(run_dir)
+        manifest = store.read_manifest()
+        per_month = parse_volume(volume) if volume else None
+    except ValueError as exc:
+        raise fail(OpenbenchError(f"--volume: {exc}")) from None
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    return store, manifest, per_month
+
+
+RunDirArg = typer.Argument(..., help="A run folder (results/<run-id>).", show_default=False)
+VolumeOpt = typer.Option(None, "--volume", help="Monthly volume for cost projections, e.g. 1_000_000/month or 50k/day.")
 SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
 
 
@@ -127,16 +145,13 @@ def run(
 
 
 @app.command()
-def show(
-    run_dir: Path = typer.Argument(..., help="A run folder."),
-    volume: Optional[str] = typer.Option(None, "--volume", help="Monthly volume for cost projections."),
-) -> None:
+def show(run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt) -> None:
     """Print a finished (or partial) run's table again."""
     from openbench.session import print_summary
-    from openbench.store import RunStore
 
+    store, manifest, _ = _open_run(run_dir, volume)
     try:
-        print_summary(RunStore.open(run_dir), volume)
+        print_summary(store, volume, manifest)
     except OpenbenchError as exc:
         raise fail(exc) from None
 
@@ -288,54 +303,32 @@ def estimate(
 
 
 @app.command()
-def cost(
-    run_dir: Path = typer.Argument(..., help="A run folder."),
-    volume: Optional[str] = typer.Option(None, "--volume", help="Monthly volume for projections, e.g. 1_000_000/month or 50k/day."),
-) -> None:
+def cost(run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt) -> None:
     """$ per task for every model of a run, and the monthly volume above which self-hosting beats each API."""
-    from openbench.pricing import parse_volume
     from openbench.report.cost import render_cost
-    from openbench.store import RunStore
     from openbench.summary import summarise
 
-    try:
-        store = RunStore.open(run_dir)
-        manifest = store.read_manifest()
-        per_month = parse_volume(volume) if volume else None
-    except ValueError as exc:
-        raise fail(OpenbenchError(f"--volume: {exc}")) from None
-    except OpenbenchError as exc:
-        raise fail(exc) from None
-    rows = summarise(store.iter_records(), manifest, per_month)
-    render_cost(rows, manifest, per_month)
+    store, manifest, per_month = _open_run(run_dir, volume)
+    render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
 
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="A run folder."),
+    run_dir: Path = RunDirArg,
     fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (html/md/json) or folder (csv). Default: in the run folder."),
-    volume: Optional[str] = typer.Option(None, "--volume", help="Monthly volume for cost projections."),
+    volume: Optional[str] = VolumeOpt,
 ) -> None:
     """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
     import json
 
-    from openbench.pricing import parse_volume
     from openbench.registry import did_you_mean
-    from openbench.store import RunStore
     from openbench.summary import summarise
 
     formats = ("csv", "html", "md", "json")
     if fmt not in formats:
         raise fail(OpenbenchError(f"unknown format '{fmt}'{did_you_mean(fmt, formats)}; choose one of {', '.join(formats)}"))
-    try:
-        store = RunStore.open(run_dir)
-        manifest = store.read_manifest()
-        per_month = parse_volume(volume) if volume else None
-    except ValueError as exc:
-        raise fail(OpenbenchError(f"--volume: {exc}")) from None
-    except OpenbenchError as exc:
-        raise fail(exc) from None
+    store, manifest, per_month = _open_run(run_dir, volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     gate_path = store.path / "gate.json"
     gate_doc = json.loads(gate_path.read_text(encoding="utf-8")) if gate_path.exists() else None

@@ -39,7 +39,6 @@ def _tiktoken_counter(model: str) -> Any:
     """A tiktoken encoder if its files are already cached locally (tiktoken would otherwise download them)."""
     try:
         import tiktoken
-        from tiktoken.load import read_file_cached  # noqa: F401
     except ImportError:
         return None
     cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "data-gym-cache")

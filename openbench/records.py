@@ -117,16 +117,9 @@ class ItemResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemResult:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        if data.keys() <= _ITEM_FIELDS:
+            return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in _ITEM_FIELDS})
 
 
-@dataclass(frozen=True)
-class ModelStatus:
-    """Per-model outcome recorded in the manifest."""
-
-    id: str
-    provider: str
-    model: str
-    status: str  # ok | skipped | failed
-    reason: str | None = None
+_ITEM_FIELDS = frozenset(f.name for f in dataclasses.fields(ItemResult))

@@ -7,60 +7,22 @@ summed).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from openbench.errors import MissingDependency, MissingKey
-from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import SENDING, classify, events, http_client, named_parameters, sdk_kwargs, warm_up
+from openbench.providers.base import AttemptError
+from openbench.providers.sse import SENDING, SDKProvider, classify, events, sdk_kwargs
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
 
-class AnthropicProvider(Provider):
-    self_hosted = False
+class AnthropicProvider(SDKProvider):
+    sdk_name, key_env, base_url_env = "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"
 
-    def __init__(self, spec, suite_dir):
-        super().__init__(spec, suite_dir)
-        self.client = None
-        self._key: str | None = None
-        self._create: Any = None
-        self._named: frozenset[str] = frozenset()
+    def _client(self, sdk: Any, **kwargs: Any) -> Any:
+        return sdk.AsyncAnthropic(**kwargs)
 
-    @property
-    def _key_env(self) -> str:
-        return self.spec.api_key_env or "ANTHROPIC_API_KEY"
-
-    def _base_url(self) -> str | None:
-        return self.spec.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-
-    def check(self) -> None:
-        try:
-            import anthropic  # noqa: F401
-        except ImportError:
-            raise MissingDependency("anthropic", "The anthropic provider") from None
-        if not os.environ.get(self._key_env):
-            raise MissingKey(self._key_env)
-
-    def cache_identity(self) -> dict[str, Any]:
-        return {"provider": "anthropic", "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
-
-    async def start(self) -> None:
-        import anthropic
-
-        self._key = os.environ[self._key_env]
-        self.client = anthropic.AsyncAnthropic(
-            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s,
-            http_client=http_client(anthropic, self.spec.timeout_s),
-        )
-        self._create = self.client.messages.with_streaming_response.create
-        self._named = named_parameters(self._create)
-        await warm_up(self.client.models, self.spec.timeout_s)
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+    def _stream_method(self) -> Any:
+        return self.client.messages.with_streaming_response.create
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling

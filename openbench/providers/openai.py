@@ -9,57 +9,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from openbench.errors import MissingDependency, MissingKey, OpenbenchError
-from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import DONE, SENDING, classify, events, http_client, named_parameters, sdk_kwargs, warm_up
+from openbench.errors import OpenbenchError
+from openbench.providers.base import AttemptError
+from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events, sdk_kwargs
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
 
-class OpenAIProvider(Provider):
-    self_hosted = False
-    default_key_env = "OPENAI_API_KEY"
+class OpenAIProvider(SDKProvider):
+    sdk_name, key_env, base_url_env = "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"
 
-    def __init__(self, spec, suite_dir):
-        super().__init__(spec, suite_dir)
-        self.client = None
-        self._key: str | None = None
-        self._create: Any = None
-        self._named: frozenset[str] = frozenset()
+    def _client(self, sdk: Any, **kwargs: Any) -> Any:
+        return sdk.AsyncOpenAI(**kwargs)
 
-    def _api_key(self) -> str | None:
-        return os.environ.get(self.spec.api_key_env or self.default_key_env) or None
-
-    def _base_url(self) -> str | None:
-        return self.spec.base_url or os.environ.get("OPENAI_BASE_URL") or None
-
-    def check(self) -> None:
-        try:
-            import openai  # noqa: F401
-        except ImportError:
-            raise MissingDependency("openai", f"The {self.spec.provider} provider") from None
-        if not self._api_key():
-            raise MissingKey(self.spec.api_key_env or self.default_key_env)
-
-    def cache_identity(self) -> dict[str, Any]:
-        return {"provider": self.spec.provider, "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
-
-    async def start(self) -> None:
-        import openai
-
-        self._key = self._api_key() or "EMPTY"
-        self.client = openai.AsyncOpenAI(
-            api_key=self._key, base_url=self._base_url(), max_retries=0, timeout=self.spec.timeout_s,
-            http_client=http_client(openai, self.spec.timeout_s),
-        )
-        self._create = self.client.chat.completions.with_streaming_response.create
-        self._named = named_parameters(self._create)
-        await warm_up(self.client.models, self.spec.timeout_s)
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+    def _stream_method(self) -> Any:
+        return self.client.chat.completions.with_streaming_response.create
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling
@@ -132,14 +96,10 @@ class OpenAICompatibleProvider(OpenAIProvider):
         return self.spec.base_url
 
     def check(self) -> None:
-        try:
-            import openai  # noqa: F401
-        except ImportError:
-            raise MissingDependency("openai", "The openai-compatible provider") from None
         if not self.spec.base_url:
             raise OpenbenchError(f"model '{self.spec.id}': the openai-compatible provider needs base_url (e.g. http://localhost:8000/v1)")
-        if self.spec.api_key_env and not self._api_key():
-            raise MissingKey(self.spec.api_key_env)
+        if self.spec.api_key_env:  # a key is optional here, but one that is named must be set
+            super().check()
 
 
 def _usage(raw: dict[str, Any] | None) -> Usage:

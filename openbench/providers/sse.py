@@ -8,12 +8,16 @@ object per chunk costs enough CPU to distort TTFT under high concurrency.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import inspect
 import json
+import os
 from contextvars import ContextVar
 from typing import Any, AsyncIterator, Callable
 
-from openbench.providers.base import AttemptError, parse_retry_after, status_error
+from openbench.errors import MissingDependency, MissingKey
+from openbench.providers.base import AttemptError, Provider, parse_retry_after, status_error
 from openbench.timing import AttemptClock
 
 DONE = object()
@@ -118,3 +122,61 @@ def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "***")
     return text
+
+
+class SDKProvider(Provider):
+    """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up."""
+
+    self_hosted = False
+    sdk_name = ""  # the SDK's module
+    key_env = ""  # default key variable
+    base_url_env = ""  # default endpoint variable
+
+    def __init__(self, spec: Any, suite_dir: Any):
+        super().__init__(spec, suite_dir)
+        self.client: Any = None
+        self._key: str | None = None
+        self._create: Any = None
+        self._named: frozenset[str] = frozenset()
+
+    def _api_key(self) -> str | None:
+        return os.environ.get(self.spec.api_key_env or self.key_env) or None
+
+    def _base_url(self) -> str | None:
+        return self.spec.base_url or os.environ.get(self.base_url_env) or None
+
+    def check(self) -> None:
+        if importlib.util.find_spec(self.sdk_name) is None:
+            raise MissingDependency(self.sdk_name, f"The {self.spec.provider} provider")
+        if not self._api_key():
+            raise MissingKey(self.spec.api_key_env or self.key_env)
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {"provider": self.spec.provider, "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
+
+    def _client(self, sdk: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _stream_method(self) -> Callable[..., Any]:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        sdk = importlib.import_module(self.sdk_name)
+        self._key = self._api_key() or "EMPTY"
+        # The runner owns retries (timed per attempt), so the SDK's own are off.
+        self.client = self._client(
+            sdk,
+            api_key=self._key,
+            base_url=self._base_url(),
+            max_retries=0,
+            timeout=self.spec.timeout_s,
+            http_client=http_client(sdk, self.spec.timeout_s),
+        )
+        self._create = self._stream_method()
+        self._named = named_parameters(self._create)
+        await warm_up(self.client.models, self.spec.timeout_s)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
