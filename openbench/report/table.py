@@ -50,7 +50,7 @@ def fmt_quality(row: SummaryRow) -> str:
 
 def _cost_cell(row: SummaryRow) -> str:
     if row.cost_basis == "dedicated":
-        return f"{fmt_usd(row.selfhost_dedicated_per_task_usd)} ded / {fmt_usd(row.selfhost_usage_per_task_usd)} use"
+        return f"{fmt_usd(row.selfhost_dedicated_per_task_usd)}*"
     return fmt_usd(row.cost_per_task_usd)
 
 
@@ -66,7 +66,7 @@ COLUMNS: list[tuple[str, Any]] = [
     ("tok/s", lambda r: fmt_num(r.output_tps_p50, 1)),
     ("tok in/out", lambda r: f"{fmt_num(r.input_tokens_per_task, 0)}/{fmt_num(r.output_tokens_per_task, 0)}"),
     ("$/task", _cost_cell),
-    ("$/passed", lambda r: fmt_usd(r.cost_per_passed_task_usd)),
+    ("$/passed", lambda r: "none passed" if r.pass_rate == 0 else fmt_usd(r.cost_per_passed_task_usd)),
     ("errors", lambda r: str(r.errors)),
     ("cached", lambda r: str(r.cached)),
 ]
@@ -88,6 +88,11 @@ def render_table(rows: list[SummaryRow], stream: TextIO | None = None, title: st
         table.add_row(*(fn(row) for _, fn in columns))
     console.print(table)
     notes = []
+    if any(r.cost_basis == "dedicated" for r in rows):
+        notes.append(
+            "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "
+            "`openbench cost RUN` adds the usage-based bound and break-even volumes."
+        )
     if any(r.cached for r in rows if r.task == ALL_TASKS):
         notes.append("  cached rows are replays: they count for quality and cost, not for latency.")
     for note in notes:
