@@ -338,7 +338,7 @@ def report(
         folder = output or store.path
         folder.mkdir(parents=True, exist_ok=True)
         write_summary(rows, folder / "summary.csv")
-        n = write_items(store.iter_records(), folder / "items.csv")
+        n = write_items(store.iter_raw(), folder / "items.csv")
         typer.echo(f"wrote {folder / 'summary.csv'} ({len(rows)} rows) and {folder / 'items.csv'} ({n} rows)")
         return
     if fmt == "html":

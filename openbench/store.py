@@ -92,17 +92,27 @@ class RunStore:
             self._records.close()
             self._records = None
 
-    def iter_records(self) -> Iterator[ItemResult]:
-        """Every record in file order; a torn or corrupt line is skipped."""
+    def iter_raw(self) -> Iterator[dict]:
+        """Every record as a plain dict, in file order; a torn or corrupt line is skipped."""
         path = self.path / RECORDS
         if not path.exists():
             return
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
-                    yield ItemResult.from_dict(json.loads(line))
-                except (json.JSONDecodeError, TypeError):
+                    data = json.loads(line)
+                except json.JSONDecodeError:
                     continue
+                if isinstance(data, dict):
+                    yield data
+
+    def iter_records(self) -> Iterator[ItemResult]:
+        """Every record in file order; a torn or corrupt line is skipped."""
+        for data in self.iter_raw():
+            try:
+                yield ItemResult.from_dict(data)
+            except TypeError:
+                continue
 
     def latest_records(self) -> dict[tuple[str, str, str], ItemResult]:
         """The last record per (task, case, model): what a resumed run counts as done."""

@@ -37,13 +37,16 @@ def write_summary(rows: list[SummaryRow], path: Path) -> Path:
     return path
 
 
-def write_items(records: Iterable[ItemResult], path: Path) -> int:
-    """Stream records to CSV; returns the number of rows written."""
+def write_items(records: Iterable[dict], path: Path) -> int:
+    """Stream raw records (``RunStore.iter_raw``) to CSV; returns the number of rows written."""
     n = 0
+    nested = {"scores", "extra"}
     with open(path, "w", newline="", encoding=ENCODING) as f:
         writer = csv.writer(f)
         writer.writerow(ITEM_COLUMNS)
         for r in records:
-            writer.writerow([_cell(getattr(r, name)) for name in ITEM_COLUMNS])
+            writer.writerow(
+                [_cell(r.get(name)) if name in nested else ("" if r.get(name) is None else r[name]) for name in ITEM_COLUMNS]
+            )
             n += 1
     return n
