@@ -69,6 +69,25 @@ def _open_run(run_dir: Path, volume: Optional[str] = None):
     return store, manifest, per_month
 
 
+def _hardware_options(values: Optional[List[str]]) -> dict[str, str]:
+    """--hardware ID=PROFILE[@USD_PER_HOUR], repeatable."""
+    out = {}
+    for value in values or []:
+        model_id, sep, profile = value.partition("=")
+        if not sep or not model_id.strip() or not profile.strip():
+            raise fail(OpenbenchError(f"--hardware expects MODEL_ID=PROFILE[@USD_PER_HOUR], e.g. qwen=h100@2.40; got '{value}'"))
+        out[model_id.strip()] = profile.strip()
+    return out
+
+
+HardwareOpt = typer.Option(
+    None,
+    "--hardware",
+    help="Self-hosted hardware for a model's cost: MODEL_ID=PROFILE[@USD_PER_HOUR] (e.g. qwen=h100@2.40; repeatable). "
+    "Profiles: cpu-2core, l4, a100-80gb, h100, or the suite's.",
+)
+
+
 RunDirArg = typer.Argument(..., help="A run folder (results/<run-id>).", show_default=False)
 VolumeOpt = typer.Option(None, "--volume", help="Monthly volume for cost projections, e.g. 1_000_000/month or 50k/day.")
 SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
@@ -117,6 +136,7 @@ def run(
     utilisation: Optional[float] = typer.Option(
         None, "--utilisation", min=0.01, max=1, help="Busy share of rented self-hosted hardware (default 0.5)."
     ),
+    hardware: Optional[List[str]] = HardwareOpt,
 ) -> None:
     """Run a suite: every model on every case, then print a table per task × model.
 
@@ -136,6 +156,7 @@ def run(
         max_error_rate=max_error_rate,
         volume=volume,
         utilisation=utilisation,
+        hardware=_hardware_options(hardware),
     )
     try:
         code = execute(settings)
@@ -303,12 +324,38 @@ def estimate(
 
 
 @app.command()
-def cost(run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt) -> None:
-    """$ per task for every model of a run, and the monthly volume above which self-hosting beats each API."""
+def cost(
+    run_dir: Path = RunDirArg,
+    volume: Optional[str] = VolumeOpt,
+    hardware: Optional[List[str]] = HardwareOpt,
+    utilisation: Optional[float] = typer.Option(None, "--utilisation", min=0.01, max=1, help="Busy share of rented hardware."),
+) -> None:
+    """$ per task for every model of a run, and the monthly volume above which self-hosting beats each API.
+
+    --hardware re-prices a self-hosted model on other hardware at the throughput measured in this run
+    (so measure on the hardware you price).
+    """
+    import dataclasses
+
+    from openbench import pricing
     from openbench.report.cost import render_cost
     from openbench.summary import summarise
 
+    from openbench.registry import did_you_mean
+
     store, manifest, per_month = _open_run(run_dir, volume)
+    chosen = _hardware_options(hardware)
+    ids = [m["id"] for m in manifest.get("models", [])]
+    for name in sorted(set(chosen) - set(ids)):
+        raise fail(OpenbenchError(f"--hardware: no model '{name}' in this run{did_you_mean(name, ids)}; models: {', '.join(ids)}"))
+    for entry in manifest.get("models", []):
+        if entry["id"] in chosen:
+            try:
+                entry["hardware_profile"] = dataclasses.asdict(pricing.hardware_from_cli(chosen[entry["id"]]))
+            except (KeyError, ValueError) as exc:
+                raise fail(OpenbenchError(f"--hardware {entry['id']}: {exc.args[0] if exc.args else exc}")) from None
+        if utilisation and entry.get("hardware_profile"):
+            entry["utilisation"] = utilisation
     render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
 
 

@@ -561,6 +561,18 @@ def resolve_hardware(
     return _hardware_from_mapping(mapping, base)
 
 
+def hardware_from_cli(text: str, overrides: Mapping[str, Any] | None = None) -> Hardware:
+    """``PROFILE`` or ``PROFILE@USD_PER_HOUR`` (e.g. ``h100@2.40``); a new name needs the price."""
+    name, _, price = (part.strip() for part in text.partition("@"))
+    if not price:
+        return resolve_hardware(name, overrides)
+    known = name in BUILTIN_HARDWARE or name in (overrides or {})
+    mapping: dict[str, Any] = {"name": name, "usd_per_hour": _number("usd_per_hour", price)}
+    if not known:
+        mapping["accelerator"] = name
+    return replace(resolve_hardware(mapping, overrides), source="cli")
+
+
 @dataclass(frozen=True)
 class SelfHostedCost:
     """Self-hosted USD per task: ``usage_usd`` if you pay only for busy time

@@ -53,6 +53,7 @@ class RunOptions:
     max_cost_usd: float | None = None
     error_rate_min_items: int = 20
     utilisation: float | None = None
+    hardware_overrides: dict[str, str] = field(default_factory=dict)
     price_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -262,7 +263,7 @@ class Runner:
             return run
         if not provider.self_hosted:
             run.price = self._price(spec)
-        hardware = self.suite.spec.hardware_for(spec)
+        hardware = self.suite.spec.hardware_for(spec, self.options.hardware_overrides.get(spec.id))
         if hardware is not None:
             import dataclasses
 

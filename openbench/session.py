@@ -32,6 +32,7 @@ class RunSettings:
     volume: str | None = None
     utilisation: float | None = None
     price_overrides: dict[str, dict[str, Any]] | None = None
+    hardware: dict[str, str] | None = None
 
 
 def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
@@ -76,7 +77,9 @@ def execute(settings: RunSettings) -> int:
         max_cost_usd=settings.max_cost,
         utilisation=settings.utilisation,
         price_overrides=settings.price_overrides or {},
+        hardware_overrides=settings.hardware or {},
     )
+    _check_hardware(suite, options.hardware_overrides)
     runner = Runner(suite, store, options, reporter=None)  # reporter set below
     models = runner.models()
     manifest = {
@@ -137,6 +140,15 @@ def execute(settings: RunSettings) -> int:
               f"Finished items are saved; resume with: openbench run --resume {store.path} --max-cost N", file=sys.stderr)
     print(f"\nresults: {store.path}", file=sys.stderr)
     return code
+
+
+def _check_hardware(suite: Any, overrides: dict[str, str]) -> None:
+    for model_id, profile in overrides.items():
+        model = suite.model(model_id)
+        try:
+            suite.spec.hardware_for(model, profile)
+        except (KeyError, ValueError) as exc:
+            raise OpenbenchError(f"--hardware {model_id}={profile}: {exc.args[0] if exc.args else exc}") from None
 
 
 def _volume(text: str | None, parse: Any) -> float | None:

@@ -201,14 +201,16 @@ class Suite(_Strict):
             raise ValueError(f"duplicate {kind}: {', '.join(dupes)}")
         return items
 
-    def hardware_for(self, model: ModelSpec) -> Any:
-        """The model's ``pricing.Hardware``, or None when it names none."""
+    def hardware_for(self, model: ModelSpec, override: str | None = None) -> Any:
+        """The model's ``pricing.Hardware`` (``override``: a CLI ``PROFILE[@USD_PER_HOUR]``), or None when it names none."""
         from openbench import pricing
 
+        overrides = {name: spec.as_mapping() for name, spec in self.hardware.items()}
+        if override is not None:
+            return pricing.hardware_from_cli(override, overrides)
         ref = model.hardware
         if ref is None:
             return None
-        overrides = {name: spec.as_mapping() for name, spec in self.hardware.items()}
         return pricing.resolve_hardware(ref if isinstance(ref, str) else ref.as_mapping(), overrides)
 
     def utilisation_for(self, model: ModelSpec) -> float | None:

@@ -98,3 +98,28 @@ tasks:
     cell = "never (API is cheaper)" if expected is None else f"{expected:,.0f}"
     assert cell in result.output
     assert "$/month" in result.output
+
+
+def test_hardware_override_on_the_cli_reprices_at_the_measured_throughput(write_suite, invoke, tmp_path: Path) -> None:
+    suite = write_suite(
+        """
+name: hw
+models:
+  - {id: own, provider: fake, model: local, hardware: l4, params: {ttft_s: 0.01}}
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {file: cases.jsonl}, scorers: [{type: contains}]}
+""",
+        {"cases.jsonl": _cases(5)},
+    )
+    assert invoke("run", str(suite), "--out", str(tmp_path / "out"), "--hardware", "own=h100@2.5").exit_code == 0
+    run = next((tmp_path / "out").iterdir())
+    own = json.loads((run / "manifest.json").read_text())["models"][0]
+    assert own["hardware_profile"]["usd_per_hour"] == 2.5 and own["hardware_profile"]["source"] == "cli"
+    usage = pricing.self_hosted_cost_per_task(pricing.Hardware(**own["hardware_profile"]), own["busy_s"] / 5, 0.5)
+    assert fmt_usd(usage.dedicated_usd) in invoke("show", str(run)).output
+    # `cost` re-prices the same measured busy time on other hardware: $/h scales the cost exactly.
+    doubled = invoke("cost", str(run), "--hardware", "own=h100@5.0").output
+    assert fmt_usd(2 * usage.dedicated_usd) in doubled
+    bad = invoke("cost", str(run), "--hardware", "onw=h100")
+    assert bad.exit_code == 2 and "did you mean 'own'" in bad.output
+    assert invoke("run", str(suite), "--hardware", "own=zz").exit_code == 2
