@@ -8,13 +8,15 @@ writing each record as soon as it is final.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Iterator, Protocol
 
-from openbench import registry
+from openbench import pricing, registry
 from openbench.cache import ResponseCache, cache_key
 from openbench.data import Case, load_cases
 from openbench.errors import MissingKey, OpenbenchError
@@ -83,6 +85,11 @@ class ModelRun:
     details: dict[str, Any] = field(default_factory=dict)
     stop: bool = False
     aborted: bool = False
+
+    @functools.cached_property
+    def rate(self) -> pricing.Price | None:
+        """The price as an object, built once (``price`` is its JSON form for the manifest)."""
+        return pricing.Price(**self.price) if self.price else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -229,10 +236,8 @@ class Runner:
                 raise RuntimeError(f"judge '{model_id}' failed: {error}")
             if key is not None:
                 self.cache.put(key, completion)
-        from openbench import pricing
-
-        price = pricing.Price(**judge.run.price) if judge.run.price else None
-        cost = pricing.cost(completion.usage, price, batch=judge.spec.batch_api) if price else None
+        rate = judge.run.rate
+        cost = pricing.cost(completion.usage, rate, batch=judge.spec.batch_api) if rate else None
         judge.run.items += 1
         if not replay and cost:
             judge.run.spent_usd += cost
@@ -265,8 +270,6 @@ class Runner:
             run.price = self._price(spec)
         hardware = self.suite.spec.hardware_for(spec, self.options.hardware_overrides.get(spec.id))
         if hardware is not None:
-            import dataclasses
-
             run.hardware_profile = dataclasses.asdict(hardware)
             run.utilisation = self.options.utilisation or self.suite.spec.utilisation_for(spec)
         if not todo:
@@ -322,10 +325,6 @@ class Runner:
         return run
 
     def _price(self, spec: ModelSpec) -> dict[str, Any] | None:
-        import dataclasses
-
-        from openbench import pricing
-
         suite_override = spec.price.model_dump(exclude_none=True) if spec.price else None
         price = pricing.resolve_price(
             spec.provider, spec.model, suite_override=suite_override, cli_override=self.options.price_overrides.get(spec.id)
@@ -427,12 +426,8 @@ class Runner:
         return random.uniform(0, min(BACKOFF_CAP_S, spec.backoff_s * 2 ** (attempt - 1)))
 
     async def _scored(self, base, item, spec, run, request, completion, cached, attempts, wall_s) -> ItemResult:
-        from openbench import pricing
-
         usage, timing = completion.usage, completion.timing
-        cost = None
-        if run.price is not None:
-            cost = pricing.cost(usage, pricing.Price(**run.price), batch=spec.batch_api)
+        cost = pricing.cost(usage, run.rate, batch=spec.batch_api) if run.rate else None
         fields: dict[str, Any] = dict(
             output=completion.text,
             input_tokens=usage.input_tokens,
