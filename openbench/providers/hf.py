@@ -152,7 +152,9 @@ class HFProvider(Provider):
     def _load(self) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # openbench shows its own progress
         started = perf_counter()
         path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
         dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
