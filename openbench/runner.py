@@ -294,15 +294,15 @@ class Runner:
         in_flight = getattr(provider, "max_in_flight", lambda: spec.concurrency)()
         items: Iterator[WorkItem] = iter(todo)
         first_start: list[float] = []
-        last_end = [0.0]
 
         async def worker() -> None:
             for item in items:
                 if run.stop:
                     return
                 record = await self._run_item(provider, spec, run, item, limiter, identity, first_start)
-                if not record.cached:
-                    last_end[0] = max(last_end[0], perf_counter())
+                if not record.cached and first_start:
+                    # Kept current after every item, so an interrupted run still knows its busy time.
+                    run.busy_s = max(run.busy_s, perf_counter() - first_start[0])
                 self.store.append(record)  # before accounting, which may stop the model
                 self.reporter.item_done(spec.id, record)
                 self._account(run, record)
@@ -311,8 +311,6 @@ class Runner:
             await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
         finally:
             await provider.close()
-        if first_start and last_end[0]:
-            run.busy_s = last_end[0] - first_start[0]
         if run.aborted:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
             self.reporter.model_finished(spec.id, run.status, run.reason)

@@ -67,7 +67,7 @@ def execute(settings: RunSettings) -> int:
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
 
-    volume = _volume(settings.volume, parse_volume)
+    _volume(settings.volume, parse_volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)
     options = RunOptions(
         model_ids=settings.models,
@@ -114,6 +114,10 @@ def execute(settings: RunSettings) -> int:
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
         code = EXIT_INTERRUPTED
+        outcome = runner.results
+        for model_run in outcome:
+            if model_run.status == "pending":
+                model_run.status = "interrupted"
     except OpenbenchError as exc:
         manifest["status"] = f"aborted: {exc}"
         code = exc.exit_code
@@ -130,7 +134,7 @@ def execute(settings: RunSettings) -> int:
                 for j in runner.judges.values()
             ]
         store.write_manifest(manifest)
-    rows = print_summary(store, settings.volume if volume else None, manifest)
+    rows = print_summary(store, settings.volume, manifest)
     _count_from_rows(manifest, rows)
     store.write_manifest(manifest)
     if code == EXIT_INTERRUPTED:

@@ -87,7 +87,9 @@ def test_interrupted_run_resumes_without_repeating_a_request(tmp_path: Path, sig
         else:
             assert proc.returncode == 130, stderr
             assert f"openbench run --resume {run_dir}" in stderr
-            assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+            assert manifest["status"] == "interrupted"
+            assert manifest["models"][0]["status"] == "interrupted" and manifest["models"][0]["busy_s"] > 0
         assert 0 < len(first) < N_CASES
         requests_before = _paid(srv)
 
