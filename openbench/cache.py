@@ -33,7 +33,7 @@ def cache_key(identity: dict[str, Any], request: ChatRequest) -> str:
         "messages": [[m.role, m.content] for m in request.messages],
         "sampling": dataclasses.asdict(request.sampling),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=list).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class ResponseCache:

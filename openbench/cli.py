@@ -230,7 +230,9 @@ def gate(
     baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Baseline model id."),
     candidate: Optional[str] = typer.Option(None, "--candidate", "-c", help="Candidate model id."),
     baseline_run: Optional[Path] = typer.Option(None, "--baseline-run", help="A stored run holding the baseline."),
-    margin: Optional[float] = typer.Option(None, min=0, max=1, help="Largest acceptable quality drop, as a fraction (0.02 = 2 points)."),
+    margin: Optional[float] = typer.Option(
+        None, min=0.0001, max=1, help="Largest acceptable quality drop, as a fraction (0.02 = 2 points); above 0."
+    ),
     confidence: Optional[float] = typer.Option(None, min=0.5, max=0.999, help="Confidence level (default 0.95)."),
     max_p95_latency: Optional[float] = typer.Option(None, "--max-p95-latency", help="Candidate E2E p95 limit, seconds."),
     max_cost_per_task: Optional[float] = typer.Option(None, "--max-cost-per-task", help="Candidate $ per task limit."),
@@ -254,6 +256,8 @@ def gate(
     from openbench.report.junit import gate_junit
     from openbench.report.markdown import gate_markdown
 
+    for stale in ("gate.md", "gate.xml", "gate.json"):  # an old verdict must not outlive a failed gate call
+        (run_dir / stale).unlink(missing_ok=True)
     try:
         base, cand, suite_gate = _sides(run_dir, baseline, candidate, baseline_run)
         given = {
@@ -273,16 +277,29 @@ def gate(
     except OpenbenchError as exc:
         raise fail(exc) from None
     decision = decide(comparison, rules)
+    folder = cand.store.path
+    outputs = {
+        markdown or folder / "gate.md": gate_markdown(decision, comparison),
+        junit or folder / "gate.xml": gate_junit(decision),
+        json_out or folder / "gate.json": json.dumps(decision.to_dict(), indent=2) + "\n",
+    }
+    _write_all(outputs)
     typer.echo(decision.verdict)
     for r in decision.results:
         typer.echo(f"  [{'pass' if r.passed else 'FAIL'}] {r.rule} ({r.task}): {r.detail}")
     for w in decision.warnings:
         typer.echo(f"  warning: {w}")
-    folder = cand.store.path
-    (markdown or folder / "gate.md").write_text(gate_markdown(decision, comparison), encoding="utf-8")
-    (junit or folder / "gate.xml").write_text(gate_junit(decision), encoding="utf-8")
-    (json_out or folder / "gate.json").write_text(json.dumps(decision.to_dict(), indent=2) + "\n", encoding="utf-8")
     raise typer.Exit(decision.exit_code)
+
+
+def _write_all(outputs: dict[Path, str]) -> None:
+    """Write report files (parent folders created), or fail with exit 2 before any verdict is printed."""
+    for path, text in outputs.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise fail(OpenbenchError(f"cannot write {path}: {exc.strerror or exc}")) from None
 
 
 @app.command()
@@ -383,7 +400,12 @@ def report(
         from openbench.report.csv import write_items, write_summary
 
         folder = output or store.path
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder.exists() and not folder.is_dir():
+            raise fail(OpenbenchError(f"--output for csv is a folder (summary.csv and items.csv go in it); {folder} is a file"))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(OpenbenchError(f"cannot create {folder}: {exc.strerror or exc}")) from None
         write_summary(rows, folder / "summary.csv")
         n = write_items(store.iter_raw(), folder / "items.csv")
         typer.echo(f"wrote {folder / 'summary.csv'} ({len(rows)} rows) and {folder / 'items.csv'} ({n} rows)")
@@ -396,7 +418,10 @@ def report(
         from openbench.report.markdown import summary_table
 
         title = manifest.get("suite", {}).get("name", store.path.name)
-        text = f"## openbench: {title}\n\n" + summary_table(rows) + "\n"
+        text = f"## openbench: {title}\n\n"
+        if manifest.get("status") not in (None, "completed"):
+            text += f"> Run status: **{manifest['status']}**: the figures cover the items finished so far.\n\n"
+        text += summary_table(rows) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"
     else:
@@ -404,5 +429,5 @@ def report(
 
         text = summary_json(rows, manifest, gate_doc)
     path = output or store.path / f"report.{fmt}"
-    path.write_text(text, encoding="utf-8")
+    _write_all({path: text})
     typer.echo(f"wrote {path}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openbench.errors import OpenbenchError, RunError
+from openbench.errors import RunError
 from openbench.records import ItemResult
 from openbench.store import RunStore
 from openbench.summary import ALL_TASKS, SummaryRow, summarise
@@ -110,12 +110,18 @@ def compare(baseline: Side, candidate: Side, confidence: float = 0.95, allow_par
     for task in [*task_order, ALL_TASKS]:
         keys = [k for k in common if task in (ALL_TASKS, k[0])]
         pairs = [(base[k], cand[k]) for k in keys if base[k].score is not None and cand[k].score is not None]
-        if not pairs:
-            raise OpenbenchError(f"task '{task}': no item was scored by both models, nothing to compare")
-        clusters = None
-        if all("cluster" in b.extra for b, _ in pairs):
-            clusters = [f"{b.task}\x00{b.extra['cluster']}" for b, _ in pairs]
-        diff = stats.paired_diff([c.score for _, c in pairs], [b.score for b, _ in pairs], clusters=clusters, confidence=confidence)
+        if pairs:
+            clusters = None
+            if all("cluster" in b.extra for b, _ in pairs):
+                clusters = [f"{b.task}\x00{b.extra['cluster']}" for b, _ in pairs]
+            diff = stats.paired_diff(
+                [c.score for _, c in pairs], [b.score for b, _ in pairs], clusters=clusters, confidence=confidence
+            )
+        else:  # nothing scored by both (e.g. every candidate item errored): no interval, so the gate fails
+            diff = stats.PairedDiff(
+                n=0, mean=None, lo=None, hi=None, method="no pairs", discordant=0, candidate_only=None,
+                baseline_only=None, correlation=None, sd_diff=None, mde=None, confidence=confidence,
+            )  # fmt: skip
         flips = [
             Flip(b.task, b.case_id, "pass→fail" if b.passed else "fail→pass", b.output, c.output)
             for b, c in pairs

@@ -41,19 +41,21 @@ def load_cases(suite: LoadedSuite, task_index: int, limit: int | None = None) ->
     n = min(x for x in (spec.limit, limit) if x) if (spec.limit or limit) else None
     if n and n < len(rows):
         rows = random.Random(spec.seed).sample(rows, n) if spec.seed is not None else rows[:n]
-    needed = task_fields(task)
+    needed = task_fields(task, suite.spec.defaults.system)
     cases = [_to_case(task, needed, row, data, where, spec.id_field) for row, data in rows]
     _check_unique(cases, where)
     return cases
 
 
-def _data_path(suite: LoadedSuite, name: str, loc: tuple) -> Path:
+def _data_path(suite: LoadedSuite, name: str, loc: tuple, folder: bool = False) -> Path:
     candidate = Path(name)
     if candidate.is_absolute() or ".." in candidate.parts:
         raise suite.error(f"data paths must stay inside the suite's folder ({suite.dir}); got '{name}'", loc)
     path = (suite.dir / candidate).resolve()
     if suite.dir.resolve() not in path.parents:
         raise suite.error(f"data path '{name}' leaves the suite's folder ({suite.dir})", loc)
+    if folder:
+        return path
     if not path.is_file():
         raise suite.error(f"data file not found: {path}", loc)
     if path.suffix.lower() not in (".jsonl", ".csv", ".json"):
@@ -97,6 +99,8 @@ def _read_hf(suite: LoadedSuite, spec: Any, loc: tuple) -> list[tuple[int, dict[
 
         raise MissingDependency("datasets", "Loading a Hugging Face dataset") from None
     local = suite.dir / spec.path
+    if local.exists():
+        _data_path(suite, spec.path, loc, folder=True)  # a local dataset stays inside the suite's folder too
     try:
         if local.is_dir() and any((local / f).exists() for f in ("state.json", "dataset_dict.json")):
             ds = datasets.load_from_disk(str(local))
@@ -113,11 +117,12 @@ def _read_hf(suite: LoadedSuite, spec: Any, loc: tuple) -> list[tuple[int, dict[
     return [(i + 1, dict(row)) for i, row in enumerate(ds)]
 
 
-def task_fields(task: TaskSpec) -> set[str]:
+def task_fields(task: TaskSpec, suite_system: str | None = None) -> set[str]:
     """Case fields that the task's templates (prompt, system, scorer parameters) read."""
     from openbench.scorers.base import bind_task
 
-    needed = set(fields_used(task.prompt)) | (fields_used(task.system) if task.system else set())
+    system = task.system if task.system is not None else suite_system
+    needed = set(fields_used(task.prompt)) | (fields_used(system) if system else set())
     for scorer in bind_task(task):
         needed |= scorer.fields_used()
     return needed

@@ -263,6 +263,8 @@ class Runner:
             run.status, run.reason = "skipped", str(exc)
         except OpenbenchError as exc:
             run.status, run.reason = "failed", str(exc)
+        if run.status == "pending" and self.budget_hit:
+            run.status, run.reason = "not run", f"the budget (--max-cost {self.options.max_cost_usd}) was spent before it"
         if run.status != "pending":
             self.reporter.model_finished(spec.id, run.status, run.reason)
             return run
@@ -297,12 +299,9 @@ class Runner:
 
         async def worker() -> None:
             for item in items:
-                if run.stop:
+                if run.stop or self.budget_hit:
                     return
                 record = await self._run_item(provider, spec, run, item, limiter, identity, first_start)
-                if not record.cached and first_start:
-                    # Kept current after every item, so an interrupted run still knows its busy time.
-                    run.busy_s = max(run.busy_s, perf_counter() - first_start[0])
                 self.store.append(record)  # before accounting, which may stop the model
                 self.reporter.item_done(spec.id, record)
                 self._account(run, record)
@@ -367,9 +366,10 @@ class Runner:
             request = request_for(self.suite, item.task, item.case)
         except TemplateError as exc:
             return ItemResult(**base, error=str(exc), error_kind="template")
-        if self.budget_hit:
-            run.stop = True
-        key = cache_key(identity, request) if identity is not None else None
+        key = None
+        if identity is not None:
+            # Providers that answer from the case (reference, fake) must not share answers between cases.
+            key = cache_key({**identity, "case": item.case.fields} if provider.reads_case else identity, request)
         cached = self.cache.get(key) if key is not None and self.cache is not None else None
         attempts = 0
         wall_start = perf_counter()
@@ -377,6 +377,9 @@ class Runner:
             completion, error = cached, None
         else:
             completion, error, attempts = await self._attempts(provider, spec, run, request, item.case.fields, limiter, first_start)
+            # Busy time runs from the first request to the latest answer (scoring excluded), kept
+            # current after every item so that an interrupted run still knows it.
+            run.busy_s = max(run.busy_s, perf_counter() - first_start[0])
             if completion is not None and key is not None and self.cache is not None:
                 self.cache.put(key, completion)
         wall_s = perf_counter() - wall_start

@@ -128,6 +128,9 @@ def execute(settings: RunSettings) -> int:
         manifest["ended_at"] = utc_now()
         manifest["spent_usd"] = round(runner.spent_usd, 6)
         _merge_models(manifest, [r.to_dict() for r in outcome])
+        for entry in manifest["models"]:
+            if entry.get("status") == "pending":  # never reached: the run stopped before it
+                entry["status"], entry["reason"] = "not run", f"the run was {manifest['status']} first"
         if runner.judges:
             manifest["judges"] = [
                 {"id": j.spec.id, "calls": j.run.items, "spent_usd": round(j.run.spent_usd, 6), "price": j.run.price}

@@ -92,8 +92,7 @@ class RunStore:
             self._records.close()
             self._records = None
 
-    def iter_raw(self) -> Iterator[dict]:
-        """Every record as a plain dict, in file order; a torn or corrupt line is skipped."""
+    def _lines(self) -> Iterator[dict]:
         path = self.path / RECORDS
         if not path.exists():
             return
@@ -102,12 +101,30 @@ class RunStore:
                 try:
                     data = json.loads(line)
                 except json.JSONDecodeError:
-                    continue
+                    continue  # a torn or corrupt line
                 if isinstance(data, dict):
                     yield data
 
+    def iter_raw(self) -> Iterator[dict]:
+        """The latest record of every item as a plain dict, in file order.
+
+        A resumed run appends new records for items it ran again; only the last one of
+        each (task, case, model) counts. Runs that were never resumed have no repeats
+        and are read in one pass.
+        """
+        if not self.read_manifest().get("resumed_at"):
+            yield from self._lines()
+            return
+        last = {}
+        for i, data in enumerate(self._lines()):
+            last[(data.get("task"), data.get("case_id"), data.get("model"))] = i
+        keep = set(last.values())
+        for i, data in enumerate(self._lines()):
+            if i in keep:
+                yield data
+
     def iter_records(self) -> Iterator[ItemResult]:
-        """Every record in file order; a torn or corrupt line is skipped."""
+        """The latest record of every item (see ``iter_raw``); a torn or corrupt line is skipped."""
         for data in self.iter_raw():
             try:
                 yield ItemResult.from_dict(data)

@@ -174,7 +174,7 @@ class TaskSpec(_Strict):
 class GateSpec(_Strict):
     baseline: str | None = None
     candidate: str | None = None
-    margin: float = Field(0.02, ge=0, le=1)
+    margin: float = Field(0.02, gt=0, le=1)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     max_p95_latency_s: float | None = Field(None, gt=0)
     max_cost_per_task_usd: float | None = Field(None, ge=0)
@@ -273,7 +273,8 @@ def load_suite(path: str | Path) -> LoadedSuite:
 
     path = Path(path)
     if not path.is_file():
-        raise SuiteError("no such file" if not path.exists() else "not a file", file=str(path))
+        problem = "no such file" if not path.exists() else "expected a suite YAML file, got a folder" if path.is_dir() else "not a file"
+        raise SuiteError(problem, file=str(path))
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -464,15 +465,16 @@ def _check_param_types(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple
 def _check_templates(suite: LoadedSuite) -> None:
     from openbench.prompts import TemplateError, compile_template
 
+    sources = [(("defaults", "system"), suite.spec.defaults.system)]
     for ti, task in enumerate(suite.spec.tasks):
-        for key in ("prompt", "system"):
-            source = getattr(task, key)
-            if source is None:
-                continue
-            try:
-                compile_template(source)
-            except TemplateError as exc:
-                raise suite.error(str(exc), ("tasks", ti, key)) from None
+        sources += [(("tasks", ti, "prompt"), task.prompt), (("tasks", ti, "system"), task.system)]
+    for loc, source in sources:
+        if source is None:
+            continue
+        try:
+            compile_template(source)
+        except TemplateError as exc:
+            raise suite.error(str(exc), loc) from None
 
 
 def _check_hardware(suite: LoadedSuite) -> None:

@@ -142,6 +142,19 @@ def test_max_tokens_cuts_generation(tiny_model_dir, invoke, write_suite, tmp_pat
 
 
 @slow
+def test_stop_strings_end_generation_and_its_token_count(tiny_model_dir, invoke, write_suite, tmp_path):
+    text = hf_suite(tiny_model_dir, {"p1": "hello", "p2": "please count from five"}).replace(
+        "  max_tokens: 16", "  max_tokens: 16\n  stop: [three]"
+    )
+    _, records = run_suite(invoke, write_suite, tmp_path, text)
+    # p1 counts "one two three ...": generation stops at "three", which is cut from the output.
+    assert records["p1"]["output"] == "one two" and records["p1"]["finish_reason"] == "stop"
+    assert records["p1"]["output_tokens"] == 3
+    # p2 ("six seven eight" + EOS) never meets the stop string; its batch-mate's stop does not cut it.
+    assert records["p2"]["output"] == "six seven eight" and records["p2"]["output_tokens"] == 4
+
+
+@slow
 @pytest.mark.parametrize("batch_size", [4, 1])
 def test_one_failing_item_fails_alone(tiny_model_dir, unbatched, invoke, write_suite, tmp_path, monkeypatch, batch_size):
     original = HFProvider._generate

@@ -74,8 +74,10 @@ def parse_retry_after(headers: Any) -> float | None:
 class Provider:
     """Base class. Subclasses implement ``complete``; the rest has sensible defaults."""
 
-    #: Per-token-billed vendor APIs set this; it drives the cost columns.
+    #: Per-token-billed vendor APIs set this to False; it drives the cost columns.
     self_hosted = True
+    #: Providers whose answer depends on the case's fields, not only on the request (cache key).
+    reads_case = False
 
     def __init__(self, spec: ModelSpec, suite_dir: Path):
         self.spec = spec

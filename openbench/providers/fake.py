@@ -19,6 +19,7 @@ from openbench.timing import AttemptClock
 
 class FakeProvider(Provider):
     self_hosted = True
+    reads_case = True
 
     def _param(self, name: str, default: Any) -> Any:
         return self.spec.params.get(name, default)

@@ -92,6 +92,9 @@ class _StepClock:
         for row, tok in zip(self.rows, ids):
             if row.end is not None:
                 continue
+            if tok == self.pad_id and tok not in self.eos_ids and row.tokens:
+                row.end = row.last or now  # finished by a stop string: the rest is padding
+                continue
             row.tokens += 1
             if tok in self.eos_ids:
                 row.end = now
@@ -267,6 +270,11 @@ class HFProvider(Provider):
             "eos_token_id": list(eos_ids),
             "streamer": streamer,
         }
+        if sampling.stop:
+            # Stop where an API server would, so tokens and time are not spent past the stop.
+            from transformers import StoppingCriteriaList
+
+            gen["stopping_criteria"] = StoppingCriteriaList([_StopStrings(tok, sampling.stop, enc["input_ids"].shape[1])])
         if sampling.temperature > 0:
             gen.update(do_sample=True, temperature=sampling.temperature)
             if sampling.top_p is not None:
@@ -299,6 +307,25 @@ class HFProvider(Provider):
                 )
             )
         return completions
+
+
+class _StopStrings:
+    """Per-row stop on any of the stop strings, checked on the decoded tail of each row.
+
+    (transformers' own ``stop_strings`` needs token strings that every tokenizer does not give.)
+    """
+
+    TAIL = 24  # tokens decoded per check: enough for any stop string a suite uses
+
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...], prompt_len: int):
+        self.tokenizer, self.stops, self.prompt_len = tokenizer, stops, prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        tails = input_ids[:, max(self.prompt_len, input_ids.shape[1] - self.TAIL) :].tolist()
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        return torch.tensor([any(stop in text for stop in self.stops) for text in texts], device=input_ids.device)
 
 
 def _apply_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:

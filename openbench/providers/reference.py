@@ -16,6 +16,7 @@ from openbench.timing import AttemptClock
 
 class ReferenceProvider(Provider):
     self_hosted = True
+    reads_case = True
 
     def check(self) -> None:
         if not self.spec.field:

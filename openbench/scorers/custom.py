@@ -64,14 +64,15 @@ def load_function(path: str, suite_dir: str | Path | None = None) -> Callable[..
 def as_score(result: Any, origin: str) -> ScoreResult:
     if isinstance(result, ScoreResult):
         return result
-    if isinstance(result, bool):
-        return ScoreResult(1.0 if result else 0.0, result, "")
+    if isinstance(result, bool) or getattr(getattr(result, "dtype", None), "kind", None) == "b":  # numpy's bool is no Real
+        return ScoreResult(1.0 if result else 0.0, bool(result), "")
     if isinstance(result, Real):
         value = float(result)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{origin} returned {value}, outside [0, 1]")
         return ScoreResult(value, value >= 1.0, "")
-    raise TypeError(f"{origin} returned {type(result).__name__}; expected a ScoreResult, a bool or a number in [0, 1]")
+    kind = f"{type(result).__module__}.{type(result).__qualname__}".removeprefix("builtins.")
+    raise TypeError(f"{origin} returned {kind}; expected a ScoreResult, a bool or a number in [0, 1]")
 
 
 async def python(output: str, case: dict[str, Any], *, path: str, ctx: Any = None, **params: Any) -> ScoreResult:
