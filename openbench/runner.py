@@ -179,7 +179,10 @@ def request_for(suite: LoadedSuite, task: TaskSpec, case: Case) -> ChatRequest:
 class Runner:
     def __init__(self, suite: LoadedSuite, store: RunStore, options: RunOptions, reporter: Reporter):
         self.suite, self.store, self.options, self.reporter = suite, store, options, reporter
-        self.done = {k for k, r in store.latest_records().items() if r.error is None}
+        latest = store.latest_records()
+        self.done = {k for k, r in latest.items() if r.error is None}
+        # Answered and paid for, but the scoring failed: a resumed run scores them again without asking.
+        self.answered = {k: r for k, r in latest.items() if r.error_kind == "scorer" and r.output is not None}
         self.cache: ResponseCache | None = None
         self.spent_usd = 0.0
         self.budget_hit = False
@@ -366,6 +369,9 @@ class Runner:
             request = request_for(self.suite, item.task, item.case)
         except TemplateError as exc:
             return ItemResult(**base, error=str(exc), error_kind="template")
+        previous = self.answered.get((item.task.name, item.case.id, spec.id))
+        if previous is not None:
+            return await self._rescore(previous, item, request)
         key = None
         if identity is not None:
             # Providers that answer from the case (reference, fake) must not share answers between cases.
@@ -450,19 +456,29 @@ class Runner:
                 tpot_s=tpot(timing, usage.output_tokens),
                 output_tps=output_tps(timing, usage.output_tokens),
             )
-        args = (item.scorers, completion.text, item.case.fields, item.task.pass_threshold)
+        return dataclasses.replace(ItemResult(**base, **fields), **await self._score(item, request, completion.text, base))
+
+    async def _score(self, item: WorkItem, request: ChatRequest, text: str, base: dict[str, Any]) -> dict[str, Any]:
+        """Score one answer: the record fields that scoring sets (a scorer failure is an error, never a 0)."""
+        args = (item.scorers, text, item.case.fields, item.task.pass_threshold)
         ctx = None
+        out: dict[str, Any] = {"score": None, "passed": None, "scores": {}, "error": None, "error_kind": None}
         try:
             if any(s.blocking or s.needs_context for s in item.scorers):
                 ctx = ScoringContext(self, request, item.case.fields)
-                score, passed, scores = await combine_async(*args, ctx)
+                out["score"], out["passed"], out["scores"] = await combine_async(*args, ctx)
             else:
-                score, passed, scores = combine(*args)
+                out["score"], out["passed"], out["scores"] = combine(*args)
         except Exception as exc:  # noqa: BLE001 - a scorer failure is this item's error, never a silent 0
-            if ctx is not None and ctx.calls:
-                base = {**base, "extra": {**base.get("extra", {}), "judge": ctx.summary()}}
-            return ItemResult(**base, **fields, error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
+            out.update(error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
+        extra = dict(base.get("extra") or {})
+        extra.pop("judge", None)
         if ctx is not None and ctx.calls:
-            # The judge's tokens, cost and latency stay apart from the candidate's.
-            base = {**base, "extra": {**base.get("extra", {}), "judge": ctx.summary()}}
-        return ItemResult(**base, **fields, score=score, passed=passed, scores=scores)
+            extra["judge"] = ctx.summary()  # the judge's tokens, cost and latency stay apart from the candidate's
+        out["extra"] = extra
+        return out
+
+    async def _rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
+        """An item answered before whose scoring failed: score the stored answer again, never ask twice."""
+        scored = await self._score(item, request, previous.output or "", previous.to_dict())
+        return dataclasses.replace(previous, started_at=utc_now(), **scored)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from fakeserver import FakeServer
+from openbench.store import RunStore
 
 
 def _run_dir(out: Path) -> Path:
@@ -165,3 +166,39 @@ tasks:
     assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 0
     (record,) = _records(tmp_path / "out")
     assert record["error"] is None and record["passed"] is True and record["score"] == 1.0
+
+
+def test_resume_rescores_answers_whose_scoring_failed_without_asking_again(write_suite, invoke, monkeypatch, tmp_path: Path) -> None:
+    flag = tmp_path / "broken"
+    flag.write_text("")
+    (tmp_path / "flaky.py").write_text(
+        "from pathlib import Path\n"
+        f"FLAG = Path({str(flag)!r})\n"
+        "def score(output, case):\n"
+        "    if FLAG.exists():\n"
+        "        raise RuntimeError('scorer down')\n"
+        "    return 'ok' in output\n"
+    )
+    suite = write_suite(
+        """
+name: rescore
+models: [{id: api, provider: openai, model: gpt-4o-mini, cache: false}]
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {cases: [{id: "1", q: x, answer: ok}, {id: "2", q: y, answer: ok}]}, scorers: [{type: python, path: "flaky.py:score"}]}
+"""
+    )
+    with FakeServer(reply="ok then") as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-rescore")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
+        assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 0
+        run = _run_dir(tmp_path / "out")
+        first = [r for r in _records(tmp_path / "out")]
+        assert all(r["error_kind"] == "scorer" and r["output"] == "ok then" for r in first)
+        flag.unlink()
+        assert invoke("run", "--resume", str(run)).exit_code == 0
+        paid = sum(r.path.endswith("/chat/completions") for r in srv.log)
+    assert paid == 2  # the answers were asked once; the resumed run only scored them
+    latest = {r.case_id: r for r in RunStore(run).iter_records()}
+    assert all(r.passed and r.error is None for r in latest.values())
+    # The measured latency of the original answer is kept, not replaced by a replay's.
+    assert {k: r.latency_s for k, r in latest.items()} == {r["case_id"]: r["latency_s"] for r in first}
