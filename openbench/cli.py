@@ -142,6 +142,13 @@ def run(
 
     Writes OUT/<run-id>/manifest.json, records.jsonl (one line per item, written as it finishes) and summary.csv.
     Paid APIs' answers are cached (see --no-cache); cached rows never count for latency.
+
+    \b
+    Examples:
+      openbench run suites/quickstart.yaml
+      openbench run my-suite.yaml --model gpt-4o-mini --limit 20      # a cheap first look
+      openbench run my-suite.yaml --max-cost 5 --volume 1_000_000/month
+      openbench run --resume results/20261125-101500-my-suite          # after Ctrl-C or a crash
     """
     from openbench.session import RunSettings, execute
 
@@ -248,6 +255,11 @@ def gate(
     (lower 95% bound of candidate − baseline above −margin) and every latency/cost rule holds; 1 if not; 2 on bad usage.
 
     Rules can also live in the suite's gate: block; options given here win.
+
+    \b
+    Examples:
+      openbench gate results/RUN --baseline gpt-4o-mini --candidate qwen-7b --margin 0.02
+      openbench gate results/RUN --baseline-run baselines/main -b gpt-4o-mini -c qwen-7b --max-p95-latency 2
     """
     import json
 
