@@ -108,3 +108,22 @@ def test_gate_usage_errors_exit_2(run_dir, invoke, tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "did you mean 'worse'" in unknown.output
     missing = invoke("gate", str(tmp_path))
     assert missing.exit_code == 2 and "not a run folder" in missing.output
+
+
+def test_declared_clusters_switch_to_the_cluster_bootstrap(write_suite, invoke, tmp_path: Path) -> None:
+    cases = "".join(json.dumps({"id": f"c{i}", "q": f"q{i}", "answer": str(i), "doc": f"d{i // 5}"}) + "\n" for i in range(100))
+    suite = SUITE.split("tasks:")[0] + """tasks:
+  - name: add
+    prompt: "{{ q }}"
+    data: {file: cases.jsonl}
+    cluster_field: doc
+    scorers: [{type: exact}]
+"""
+    path = write_suite(suite, {"cases.jsonl": cases})
+    assert invoke("run", str(path), "--out", str(tmp_path / "out")).exit_code == 0
+    run = next((tmp_path / "out").iterdir())
+    result = invoke("compare", str(run), "-b", "base", "-c", "worse")
+    assert result.exit_code == 0, result.output
+    assert "cluster-bootstrap" in result.output
+    record = json.loads((run / "records.jsonl").read_text().splitlines()[7])
+    assert record["extra"]["cluster"] == "d1"
