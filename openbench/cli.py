@@ -14,7 +14,18 @@ from openbench.errors import OpenbenchError
 
 HF_OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1", "TRANSFORMERS_OFFLINE": "1"}
 
+class _Commands(typer.core.TyperGroup):
+    """Lists commands in the order a new user needs them."""
+
+    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "report", "schema")
+
+    def list_commands(self, ctx):  # noqa: ANN001, ANN201 - click's signature
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.ORDER.index(n) if n in self.ORDER else len(self.ORDER))
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="openbench",
     help=(
         "Benchmark the models you could run yourself against closed APIs, on your own tasks: "
