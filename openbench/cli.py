@@ -66,15 +66,13 @@ def fail(exc: OpenbenchError) -> typer.Exit:
 
 def _open_run(run_dir: Path, volume: Optional[str] = None):
     """A run folder, its manifest, and the monthly volume (parsed), or one clear error."""
-    from openbench.pricing import parse_volume
+    from openbench.session import volume_per_month
     from openbench.store import RunStore
 
     try:
         store = RunStore.open(run_dir)
         manifest = store.read_manifest()
-        per_month = parse_volume(volume) if volume else None
-    except ValueError as exc:
-        raise fail(OpenbenchError(f"--volume: {exc}")) from None
+        per_month = volume_per_month(volume)
     except OpenbenchError as exc:
         raise fail(exc) from None
     return store, manifest, per_month

@@ -55,7 +55,7 @@ def _counter(spec: ModelSpec, suite: LoadedSuite) -> tuple[Any, str]:
         provider = registry.resolve("provider", "hf")(spec, suite.dir)
         try:
             provider.check()
-            provider._tokenizer_only()
+            provider.tokenizer()
             return provider.count_tokens, "model tokenizer"
         except Exception as exc:  # noqa: BLE001
             return None, f"approximation (tokenizer unavailable: {type(exc).__name__})"

@@ -102,6 +102,13 @@ def _quality(tc: TaskComparison, rules: GateRules) -> tuple[RuleResult, str | No
     return RuleResult("quality non-inferiority", tc.task, ok, detail), warning
 
 
+def _limit_rule(rule: str, label: str, value: float | None, limit: float, at_most: bool, fmt: Any) -> RuleResult:
+    """A candidate figure against a limit; an unknown figure never passes."""
+    ok = value is not None and (value <= limit if at_most else value >= limit)
+    shown = "unknown" if value is None else fmt(value)
+    return RuleResult(rule, ALL_TASKS, ok, f"candidate {label} = {shown}; {'limit' if at_most else 'minimum'} {fmt(limit)}")
+
+
 def decide(comparison: Comparison, rules: GateRules) -> GateDecision:
     results: list[RuleResult] = []
     warnings: list[str] = []
@@ -115,26 +122,15 @@ def decide(comparison: Comparison, rules: GateRules) -> GateDecision:
             warnings.append(warning)
     overall = comparison.overall
     cand = overall.candidate
-    if rules.max_p95_latency_s is not None:
-        p95 = cand.latency_p95_s if cand else None
-        results.append(
-            RuleResult(
-                "p95 latency",
-                ALL_TASKS,
-                p95 is not None and p95 <= rules.max_p95_latency_s,
-                f"candidate E2E p95 = {'unknown' if p95 is None else f'{p95:.3f}s'}; limit {rules.max_p95_latency_s:g}s",
-            )
-        )
     cost = cand.cost_per_task_usd if cand else None
-    if rules.max_cost_per_task_usd is not None:
-        results.append(
-            RuleResult(
-                "cost per task",
-                ALL_TASKS,
-                cost is not None and cost <= rules.max_cost_per_task_usd,
-                f"candidate ${'unknown' if cost is None else f'{cost:.6f}'} per task; limit ${rules.max_cost_per_task_usd:g}",
-            )
-        )
+    limits = (
+        ("p95 latency", "E2E p95", cand.latency_p95_s if cand else None, rules.max_p95_latency_s, True, lambda v: f"{v:.3f}s"),
+        ("cost per task", "$ per task", cost, rules.max_cost_per_task_usd, True, lambda v: f"${v:.6f}"),
+        ("pass rate", "pass rate", cand.pass_rate if cand else None, rules.min_pass_rate, False, lambda v: f"{v:.1%}"),
+    )
+    for rule, label, value, limit, at_most, fmt in limits:
+        if limit is not None:
+            results.append(_limit_rule(rule, label, value, limit, at_most, fmt))
     if rules.require_cheaper:
         base_cost = overall.baseline.cost_per_task_usd if overall.baseline else None
         known = cost is not None and base_cost is not None
@@ -144,16 +140,6 @@ def decide(comparison: Comparison, rules: GateRules) -> GateDecision:
                 ALL_TASKS,
                 known and cost < base_cost,
                 f"candidate ${cost if cost is not None else 'unknown'} vs baseline ${base_cost if base_cost is not None else 'unknown'} per task",
-            )
-        )
-    if rules.min_pass_rate is not None:
-        rate = cand.pass_rate if cand else None
-        results.append(
-            RuleResult(
-                "pass rate",
-                ALL_TASKS,
-                rate is not None and rate >= rules.min_pass_rate,
-                f"candidate pass rate {'unknown' if rate is None else f'{rate:.1%}'}; minimum {rules.min_pass_rate:.1%}",
             )
         )
     base_rows, cand_rows = overall.baseline, overall.candidate

@@ -62,12 +62,11 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
 
 
 def execute(settings: RunSettings) -> int:
-    from openbench.pricing import parse_volume
     from openbench.progress import reporter_for
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
 
-    _volume(settings.volume, parse_volume)  # a bad --volume fails before anything runs
+    volume_per_month(settings.volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)
     options = RunOptions(
         model_ids=settings.models,
@@ -158,11 +157,14 @@ def _check_hardware(suite: Any, overrides: dict[str, str]) -> None:
             raise OpenbenchError(f"--hardware {model_id}={profile}: {exc.args[0] if exc.args else exc}") from None
 
 
-def _volume(text: str | None, parse: Any) -> float | None:
+def volume_per_month(text: str | None) -> float | None:
+    """The --volume option as tasks per month, or one clear error."""
+    from openbench.pricing import parse_volume
+
     if text is None:
         return None
     try:
-        return parse(text)
+        return parse_volume(text)
     except ValueError as exc:
         raise OpenbenchError(f"--volume: {exc}") from None
 
@@ -199,13 +201,12 @@ def _sigterm_as_interrupt() -> None:
 
 
 def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str, Any] | None = None) -> list[Any]:
-    from openbench.pricing import parse_volume
-    from openbench.report.table import render_table
     from openbench.report.csv import write_summary
+    from openbench.report.table import render_table
     from openbench.summary import summarise
 
     manifest = manifest or store.read_manifest()
-    per_month = _volume(volume, parse_volume)
+    per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
     render_table(rows, title=f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})", monthly=per_month is not None)

@@ -33,15 +33,20 @@ def test_import_cli_is_light():
     assert heavy_loaded(proc) == []
 
 
-def test_help_is_light():
-    body = """
-sys.argv = ["openbench", "--help"]
+def run_cli_probe(*args: str):
+    """Run the CLI in a probe process (which then reports the heavy modules it loaded)."""
+    body = f"""
+sys.argv = ["openbench", *{list(args)!r}]
 try:
     runpy.run_module("openbench", run_name="__main__")
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
 """
-    proc = run_probe(body)
+    return run_probe(body)
+
+
+def test_help_is_light():
+    proc = run_cli_probe("--help")
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout and "run" in proc.stdout
     assert heavy_loaded(proc) == []
@@ -55,14 +60,7 @@ def test_python_dash_m_help_exits_zero():
 
 def test_validate_is_light():
     # Checking a suite that names hf, openai and anthropic models loads none of their libraries.
-    body = """
-sys.argv = ["openbench", "validate", "suites/quickstart.yaml"]
-try:
-    runpy.run_module("openbench", run_name="__main__")
-except SystemExit as exc:
-    assert exc.code in (0, None), exc.code
-"""
-    proc = run_probe(body)
+    proc = run_cli_probe("validate", "suites/quickstart.yaml")
     assert proc.returncode == 0, proc.stderr
     assert "ok: suites/quickstart.yaml" in proc.stdout
     assert heavy_loaded(proc) == []

@@ -144,7 +144,8 @@ class HFProvider(Provider):
         self._worker = threading.Thread(target=self._work, name=f"openbench-hf-{self.spec.id}", daemon=True)
         self._worker.start()
 
-    def _tokenizer_only(self) -> Any:
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, loaded on first use without the weights (for counting tokens)."""
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
@@ -202,14 +203,14 @@ class HFProvider(Provider):
     # -- generation -----------------------------------------------------------------------------
 
     def _prompt_text(self, request: ChatRequest) -> str:
-        tok = self._tokenizer_only()
+        tok = self.tokenizer()
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         if getattr(tok, "chat_template", None):
             return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return "\n\n".join(m["content"] for m in messages) + "\n"
 
     def count_tokens(self, request: ChatRequest) -> int | None:
-        tok = self._tokenizer_only()
+        tok = self.tokenizer()
         return len(tok(self._prompt_text(request), add_special_tokens=False).input_ids)
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
