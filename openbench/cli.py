@@ -355,7 +355,8 @@ def estimate(
         total += r.cost_usd or 0
         unknown |= r.cost_usd is None and r.note is None
     console_for(width=120).print(table)
-    typer.echo(f"total for priced API models: {fmt_usd(total)}" + (" (some prices unknown)" if unknown else ""))
+    if any(r.note is None for r in rows):
+        typer.echo(f"total for priced API models: {fmt_usd(total)}" + (" (some prices unknown)" if unknown else ""))
     for r in rows:
         if r.note:
             typer.echo(f"  {r.model}: {r.note}")
