@@ -21,9 +21,10 @@ from openbench.cache import ResponseCache, cache_key
 from openbench.data import Case, load_cases
 from openbench.errors import MissingKey, OpenbenchError
 from openbench.limits import RateLimiter
-from openbench.prompts import TemplateError, build_request
+from openbench.conversation import task_request
+from openbench.prompts import TemplateError
 from openbench.providers.base import AttemptError, Provider
-from openbench.records import ChatRequest, Completion, ItemResult, Sampling
+from openbench.records import ChatRequest, Completion, ItemResult, Sampling, StructuredMode
 from openbench.scorers.base import BoundScorer, bind_task, combine, combine_async
 from openbench.store import RunStore, utc_now
 from openbench.suite import LoadedSuite, ModelSpec, TaskSpec
@@ -172,8 +173,7 @@ def request_for(suite: LoadedSuite, task: TaskSpec, case: Case) -> ChatRequest:
         top_p=d.top_p,
         stop=tuple(d.stop),
     )
-    system = task.system if task.system is not None else d.system
-    return build_request(system, task.prompt, case.fields, sampling)
+    return task_request(task, d.system, case.fields, sampling)
 
 
 class Runner:
@@ -336,6 +336,12 @@ class Runner:
         run.errors += record.error is not None
         run.cached += record.cached
         run.output_tokens += 0 if record.cached else (record.output_tokens or 0)
+        if record.structured_output is not None:
+            # Per task: whether this model's answers were held to the schema, or the schema only asked for.
+            run.details.setdefault("structured_output", {})[record.task] = {
+                "mode": record.structured_output,
+                "enforced": record.structured_output in StructuredMode.ENFORCED,
+            }
         if record.cost_usd is not None and not record.cached:
             run.spent_usd += record.cost_usd
             self.spent_usd += record.cost_usd
@@ -447,7 +453,12 @@ class Runner:
             attempts=attempts,
             wall_s=wall_s,
             finish_reason=completion.finish_reason,
+            tool_calls=completion.tool_calls_json(),
+            structured_output=completion.structured_output
+            or (StructuredMode.NOT_SENT if request.response_format is not None else None),
         )
+        if completion.notes:
+            base = {**base, "extra": {**base.get("extra", {}), "notes": list(completion.notes)}}
         if not cached:  # a replay has no latency to report
             fields.update(
                 latency_s=timing.e2e_s,
@@ -456,9 +467,12 @@ class Runner:
                 tpot_s=tpot(timing, usage.output_tokens),
                 output_tps=output_tps(timing, usage.output_tokens),
             )
-        return dataclasses.replace(ItemResult(**base, **fields), **await self._score(item, request, completion.text, base))
+        scored = await self._score(item, request, completion.text, base, fields["tool_calls"])
+        return dataclasses.replace(ItemResult(**base, **fields), **scored)
 
-    async def _score(self, item: WorkItem, request: ChatRequest, text: str, base: dict[str, Any]) -> dict[str, Any]:
+    async def _score(
+        self, item: WorkItem, request: ChatRequest, text: str, base: dict[str, Any], tool_calls: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
         """Score one answer: the record fields that scoring sets (a scorer failure is an error, never a 0)."""
         args = (item.scorers, text, item.case.fields, item.task.pass_threshold)
         ctx = None
@@ -466,9 +480,9 @@ class Runner:
         try:
             if any(s.blocking or s.needs_context for s in item.scorers):
                 ctx = ScoringContext(self, request, item.case.fields)
-                out["score"], out["passed"], out["scores"] = await combine_async(*args, ctx)
+                out["score"], out["passed"], out["scores"] = await combine_async(*args, ctx, tool_calls)
             else:
-                out["score"], out["passed"], out["scores"] = combine(*args)
+                out["score"], out["passed"], out["scores"] = combine(*args, tool_calls)
         except Exception as exc:  # noqa: BLE001 - a scorer failure is this item's error, never a silent 0
             out.update(error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
         extra = dict(base.get("extra") or {})
@@ -480,5 +494,5 @@ class Runner:
 
     async def _rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
         """An item answered before whose scoring failed: score the stored answer again, never ask twice."""
-        scored = await self._score(item, request, previous.output or "", previous.to_dict())
+        scored = await self._score(item, request, previous.output or "", previous.to_dict(), previous.tool_calls)
         return dataclasses.replace(previous, started_at=utc_now(), **scored)

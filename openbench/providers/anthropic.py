@@ -10,6 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from openbench.providers.base import AttemptError
+from openbench.providers.chatformat import (
+    AnthropicToolBlocks,
+    anthropic_conversation,
+    anthropic_structured_mode,
+    anthropic_tool_fields,
+    forced_tool_answer,
+)
 from openbench.providers.sse import SENDING, SDKProvider, classify, events, sdk_kwargs
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
@@ -26,10 +33,10 @@ class AnthropicProvider(SDKProvider):
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        system, messages, _ = anthropic_conversation(request.messages)
         body: dict[str, Any] = {
             "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+            "messages": messages,
             "max_tokens": s.max_tokens,
             "temperature": min(s.temperature, 1.0),  # Anthropic's range is [0, 1]
             "stream": True,
@@ -40,6 +47,7 @@ class AnthropicProvider(SDKProvider):
             body["top_p"] = s.top_p
         if s.stop:
             body["stop_sequences"] = list(s.stop)
+        body.update(anthropic_tool_fields(request))
         body.update(self.spec.params)
         return body
 
@@ -47,6 +55,7 @@ class AnthropicProvider(SDKProvider):
         import anthropic
 
         parts: list[str] = []
+        tool_blocks = AnthropicToolBlocks()
         start_usage: dict[str, Any] = {}
         output_tokens = None
         thinking_tokens = 0
@@ -63,6 +72,11 @@ class AnthropicProvider(SDKProvider):
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             clock.chunk()
                             parts.append(delta["text"])
+                        elif tool_blocks.delta(event):
+                            clock.chunk()  # tool input streaming counts as tokens, for TTFT too
+                    elif kind == "content_block_start":
+                        if tool_blocks.start(event):
+                            clock.chunk()  # the tool's name is the model's first output
                     elif kind == "message_start":
                         start_usage = (event.get("message") or {}).get("usage") or {}
                         output_tokens = start_usage.get("output_tokens")
@@ -87,9 +101,22 @@ class AnthropicProvider(SDKProvider):
         timing = clock.finish()
         if not finished:
             raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)
+        text, calls = "".join(parts), tool_blocks.calls()
+        answer, calls = forced_tool_answer(request, calls)
         return Completion(
-            text="".join(parts), usage=_usage(start_usage, output_tokens, thinking_tokens), timing=timing, finish_reason=stop_reason
+            text=answer if answer is not None else text,
+            usage=_usage(start_usage, output_tokens, thinking_tokens),
+            timing=timing,
+            finish_reason=stop_reason,
+            tool_calls=calls,
+            structured_output=anthropic_structured_mode(request),
+            notes=_merge_note(request),
         )
+
+
+def _merge_note(request: ChatRequest) -> tuple[str, ...]:
+    merges = anthropic_conversation(request.messages)[2]
+    return (f"{merges} adjacent same-role turn(s) merged for Anthropic's alternating turns",) if merges else ()
 
 
 _INPUT_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")

@@ -11,8 +11,9 @@ from typing import Any
 
 from openbench.errors import OpenbenchError
 from openbench.providers.base import AttemptError
+from openbench.providers.chatformat import OpenAIToolCallDeltas, openai_messages, openai_tool_fields
 from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events, sdk_kwargs
-from openbench.records import ChatRequest, Completion, Usage
+from openbench.records import ChatRequest, Completion, StructuredMode, Usage
 from openbench.timing import AttemptClock
 
 
@@ -29,7 +30,7 @@ class OpenAIProvider(SDKProvider):
         s = request.sampling
         body: dict[str, Any] = {
             "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": openai_messages(request.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": s.temperature,
@@ -41,6 +42,7 @@ class OpenAIProvider(SDKProvider):
             body["top_p"] = s.top_p
         if s.stop:
             body["stop"] = list(s.stop)
+        body.update(openai_tool_fields(request))
         body.update(self.spec.params)
         return body
 
@@ -51,6 +53,7 @@ class OpenAIProvider(SDKProvider):
 
         body = self._body(request)
         parts: list[str] = []
+        tool_deltas = OpenAIToolCallDeltas()
         usage = None
         finish = None
         done = False
@@ -70,6 +73,8 @@ class OpenAIProvider(SDKProvider):
                         if text:
                             clock.chunk()
                             parts.append(text)
+                        if delta.get("tool_calls") and tool_deltas.add(delta["tool_calls"]):
+                            clock.chunk()  # a tool-call delta is the model's first token as much as text is
                         finish = choice.get("finish_reason") or finish
                     if event.get("usage"):
                         usage = event["usage"]
@@ -80,7 +85,17 @@ class OpenAIProvider(SDKProvider):
         timing = clock.finish()
         if not done and finish is None and usage is None:
             raise AttemptError("stream_cut", "the stream ended before a finish reason, usage or [DONE]", retryable=True)
-        return Completion(text="".join(parts), usage=_usage(usage), timing=timing, finish_reason=finish)
+        return Completion(
+            text="".join(parts),
+            usage=_usage(usage),
+            timing=timing,
+            finish_reason=finish,
+            tool_calls=tool_deltas.calls(),
+            structured_output=self._structured_mode if request.response_format else None,
+        )
+
+    #: A strict json_schema response format is enforced by OpenAI itself.
+    _structured_mode = StructuredMode.STRICT
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -88,6 +103,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     self_hosted = True
     _max_tokens_field = "max_tokens"  # what every compatible server understands
+    # vLLM and SGLang enforce response_format; other servers may ignore it, so it counts as requested only.
+    _structured_mode = StructuredMode.REQUESTED
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env) if self.spec.api_key_env else None
