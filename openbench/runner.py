@@ -262,6 +262,7 @@ class Runner:
         provider: Provider = provider_cls(spec, self.suite.dir)
         try:
             provider.check()
+            provider.check_tasks([task for task, _, _ in work])
         except MissingKey as exc:
             run.status, run.reason = "skipped", str(exc)
         except OpenbenchError as exc:

@@ -11,10 +11,11 @@ becomes a forced tool whose input is the answer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from openbench.records import ChatRequest, Message, StructuredMode, ToolCall
+from openbench.records import ChatRequest, Message, StructuredMode, Tool, ToolCall
 
 
 def _arguments_text(call: ToolCall) -> str:
@@ -188,3 +189,59 @@ class AnthropicToolBlocks:
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(ToolCall.parse(name, "".join(parts), id) for _, (id, name, parts) in sorted(self._blocks.items()))
+
+
+# --- Hugging Face chat templates -----------------------------------------------------------------
+
+_TOOL_CALL_TAG = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+def hf_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Turns as transformers chat templates take them (tool calls with their arguments as objects)."""
+    out = []
+    for m in messages:
+        turn: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            turn["tool_calls"] = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls]
+        if m.tool_call_id:
+            turn["tool_call_id"] = m.tool_call_id
+        out.append(turn)
+    return out
+
+
+def hf_tools(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t.name, "description": t.description or "", "parameters": t.parameters}} for t in tools]
+
+
+def template_reads_tools(tokenizer: Any) -> bool:
+    """Whether a tokenizer's chat template (or one of its named templates) uses the ``tools`` variable."""
+    from jinja2 import Environment, meta
+
+    template = getattr(tokenizer, "chat_template", None)
+    sources = list(template.values()) if isinstance(template, dict) else [template] if template else []
+    env = Environment()
+    return any("tools" in meta.find_undeclared_variables(env.parse(source)) for source in sources)
+
+
+def parse_tagged_tool_calls(text: str) -> tuple[str, tuple[ToolCall, ...]]:
+    """(remaining text, calls) from Hermes/Qwen-style ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
+
+    A call cut short (no closing tag) or not valid JSON is kept raw and marked invalid.
+    """
+    calls = []
+    for match in _TOOL_CALL_TAG.finditer(text):
+        body = match.group(1)
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            arguments = data.get("arguments", data.get("parameters", {}))
+            if isinstance(arguments, str):
+                calls.append(ToolCall.parse(data["name"], arguments))
+            else:
+                calls.append(ToolCall(data["name"], arguments))
+        else:
+            name = re.search(r'"name"\s*:\s*"([^"]*)"', body)
+            calls.append(ToolCall(name.group(1) if name else "", body, True))
+    return _TOOL_CALL_TAG.sub("", text).strip(), tuple(calls)

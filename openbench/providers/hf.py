@@ -20,6 +20,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
+from openbench.providers.chatformat import hf_messages, hf_tools, parse_tagged_tool_calls, template_reads_tools
 from openbench.records import ChatRequest, Completion, Sampling, Usage
 from openbench.timing import AttemptClock
 
@@ -202,12 +203,21 @@ class HFProvider(Provider):
 
     # -- generation -----------------------------------------------------------------------------
 
+    def check_tasks(self, tasks: list[Any]) -> None:
+        with_tools = [t.name for t in tasks if t.tools]
+        if with_tools and not template_reads_tools(self.tokenizer()):
+            raise OpenbenchError(
+                f"model '{self.spec.id}': its chat template has no tool support (it never reads `tools`), "
+                f"so tools would be silently dropped; tasks with tools: {', '.join(with_tools)}"
+            )
+
     def _prompt_text(self, request: ChatRequest) -> str:
         tok = self.tokenizer()
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        messages = hf_messages(request.messages)
         if getattr(tok, "chat_template", None):
-            return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return "\n\n".join(m["content"] for m in messages) + "\n"
+            tools = {"tools": hf_tools(request.tools)} if request.tools else {}
+            return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **tools)
+        return "\n\n".join(m["content"] or "" for m in messages) + "\n"
 
     def count_tokens(self, request: ChatRequest) -> int | None:
         tok = self.tokenizer()
@@ -292,19 +302,23 @@ class HFProvider(Provider):
         streamer.end()
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         completions = []
-        for ids, row, clock, n_in in zip(new, streamer.rows, clocks, prompt_lens):
+        for ids, row, clock, n_in, request in zip(new, streamer.rows, clocks, prompt_lens, requests):
             ids = ids[: row.tokens]
             text = tok.decode(ids, skip_special_tokens=True)
             text, stopped = _apply_stop(text, sampling.stop)
             if row.first is not None:
                 clock.first, clock.last, clock.chunks = row.first, row.last, row.content_tokens
             finish = "stop" if (stopped or (ids and ids[-1] in eos_ids)) else "length"
+            calls: tuple = ()
+            if request.tools:
+                text, calls = parse_tagged_tool_calls(text)
             completions.append(
                 Completion(
                     text=text.strip(),
                     usage=Usage(input_tokens=int(n_in), output_tokens=row.tokens),
                     timing=clock.finish(row.end),
-                    finish_reason=finish,
+                    finish_reason="tool_calls" if calls else finish,
+                    tool_calls=calls,
                 )
             )
         return completions
