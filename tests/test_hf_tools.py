@@ -81,3 +81,45 @@ def test_tagged_tool_calls_are_parsed_and_bad_ones_kept_raw() -> None:
         ("ping", {"a": 2}, False),
         ("cut", '{"name": "cut", "arguments": {"x":', True),
     ]
+
+
+GRAMMAR_SUITE = """
+name: hf-grammar
+models:
+  - {{id: free, provider: hf, model: {base}, constrained_decoding: false}}
+  - {{id: held, provider: hf, model: {base}}}
+tasks:
+  - name: sum
+    prompt: "{{{{ a }}}}+{{{{ b }}}}="
+    max_tokens: 24
+    response_format:
+      json_schema: &s {{type: object, properties: {{sum: {{type: integer, minimum: 0, maximum: 198}}}}, required: [sum], additionalProperties: false}}
+    data:
+      cases: [{{id: "1", a: 37, b: 45}}, {{id: "2", a: 12, b: 30}}]
+    scorers:
+      - {{type: json_schema, schema: *s}}
+"""
+
+
+def test_hf_grammar_holds_answers_to_the_schema(write_suite, invoke, tmp_path: Path) -> None:
+    """tiny-base answers "82" to "37+45="; held to {"sum": integer} by constrained decoding, it must write an object.
+
+    (tiny-base's character-level tokenizer also exercises the per-token fallback for decoders llguidance does not know.)"""
+    import pytest
+
+    pytest.importorskip("llguidance")
+    path = write_suite(GRAMMAR_SUITE.format(base=MODELS / "tiny-base"))
+    out = tmp_path / "out"
+    result = invoke("run", path, "--out", out)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = list(out.iterdir())
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    manifest = {m["id"]: m for m in json.loads((run_dir / "manifest.json").read_text())["models"]}
+    free = [r for r in records if r["model"] == "free"]
+    held = [r for r in records if r["model"] == "held"]
+    assert len(free) == len(held) == 2, manifest
+    assert all(not r["passed"] and r["structured_output"] == "not_sent" for r in free)
+    assert all(r["passed"] and r["structured_output"] == "grammar" for r in held), [r["output"] for r in held]
+    assert all(isinstance(json.loads(r["output"])["sum"], int) for r in held)
+    assert manifest["held"]["structured_output"] == {"sum": {"mode": "grammar", "enforced": True}}
+    assert manifest["free"]["structured_output"] == {"sum": {"mode": "not_sent", "enforced": False}}

@@ -21,7 +21,7 @@ from typing import Any
 from openbench.errors import MissingDependency, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
 from openbench.providers.chatformat import hf_messages, hf_tools, parse_tagged_tool_calls, template_reads_tools
-from openbench.records import ChatRequest, Completion, Sampling, Usage
+from openbench.records import ChatRequest, Completion, Sampling, StructuredMode, Usage
 from openbench.timing import AttemptClock
 
 PKG_SCHEME = "pkg://"
@@ -123,6 +123,8 @@ class HFProvider(Provider):
         self._worker: threading.Thread | None = None
         self._device = None
         self._load_s: float | None = None
+        self._grammars: Any = None
+        self._schemas: list[dict[str, Any]] = []  # response formats to enforce by constrained decoding
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -181,6 +183,13 @@ class HFProvider(Provider):
             tok.pad_token = tok.eos_token
         self._model = model
         self._device = model.device
+        if self._schemas:
+            from openbench.providers import grammar
+
+            if grammar.available():  # vocabulary walk and schema compiles: part of loading, not of any item's latency
+                self._grammars = grammar.SchemaGrammars(tok, model.get_output_embeddings().weight.shape[0])
+                for schema in self._schemas:
+                    self._grammars.matcher(schema)
         self._load_s = perf_counter() - started
 
     def describe(self) -> dict[str, Any]:
@@ -204,6 +213,8 @@ class HFProvider(Provider):
     # -- generation -----------------------------------------------------------------------------
 
     def check_tasks(self, tasks: list[Any]) -> None:
+        if self.spec.constrained_decoding:
+            self._schemas = [t.response_format.json_schema for t in tasks if t.response_format]
         with_tools = [t.name for t in tasks if t.tools]
         if with_tools and not template_reads_tools(self.tokenizer()):
             raise OpenbenchError(
@@ -281,6 +292,9 @@ class HFProvider(Provider):
             "eos_token_id": list(eos_ids),
             "streamer": streamer,
         }
+        constrained = self._schema_constraint(requests, enc["input_ids"].shape[1])
+        if constrained is not None:
+            gen["logits_processor"] = constrained
         if sampling.stop:
             # Stop where an API server would, so tokens and time are not spent past the stop.
             from transformers import StoppingCriteriaList
@@ -319,9 +333,20 @@ class HFProvider(Provider):
                     timing=clock.finish(row.end),
                     finish_reason="tool_calls" if calls else finish,
                     tool_calls=calls,
+                    structured_output=StructuredMode.GRAMMAR if constrained is not None and request.response_format else None,
                 )
             )
         return completions
+
+
+    def _schema_constraint(self, requests: list[ChatRequest], prompt_len: int) -> Any:
+        """A logits processor holding each row with a response format to its schema, or None."""
+        if self._grammars is None or not any(r.response_format for r in requests):
+            return None  # without llguidance the schema is recorded as not enforced (not sent)
+        from transformers import LogitsProcessorList
+
+        schemas = [r.response_format.schema if r.response_format else None for r in requests]
+        return LogitsProcessorList([self._grammars.logits_processor(schemas, prompt_len)])
 
 
 class _StopStrings:
