@@ -40,6 +40,8 @@ class Budget:
 
     No request is sent whose reservation would take spent + reserved past the limit, so the
     overshoot is at most the gap between estimate and reality on requests already in flight.
+    A request that does not fit waits for those in flight to settle; when none is left and it
+    still does not fit, the budget is spent.
     """
 
     def __init__(self, limit_usd: float | None):
@@ -47,22 +49,33 @@ class Budget:
         self.spent = 0.0
         self.reserved = 0.0
         self.hit = False
+        self._settled: asyncio.Condition | None = None
 
-    def reserve(self, worst_usd: float | None) -> bool:
+    async def reserve(self, worst_usd: float | None) -> bool:
         if self.limit is None:
             return True
-        if self.hit or self.spent + self.reserved + (worst_usd or 0.0) > self.limit:
-            self.hit = True
+        if self._settled is None:
+            self._settled = asyncio.Condition()
+        async with self._settled:
+            while not self.hit:
+                if self.spent + self.reserved + (worst_usd or 0.0) <= self.limit:
+                    self.reserved += worst_usd or 0.0
+                    return True
+                if self.reserved <= 0:
+                    self.hit = True
+                    break
+                await self._settled.wait()
             return False
-        self.reserved += worst_usd or 0.0
-        return True
 
-    def settle(self, reserved_usd: float | None, cost_usd: float | None) -> None:
-        if self.limit is not None:
-            self.reserved = max(0.0, self.reserved - (reserved_usd or 0.0))
+    async def settle(self, reserved_usd: float | None, cost_usd: float | None) -> None:
         self.spent += cost_usd or 0.0
-        if self.limit is not None and self.spent >= self.limit:
-            self.hit = True
+        if self.limit is None:
+            return
+        async with self._settled:
+            self.reserved = max(0.0, self.reserved - (reserved_usd or 0.0))
+            if self.spent >= self.limit:
+                self.hit = True
+            self._settled.notify_all()
 
 
 @dataclass(frozen=True)
@@ -163,7 +176,7 @@ class ModelClient:
             if replay is not None:
                 return Answer(replay, None, 0, True, 0.0, self.cost(replay.usage))
         worst = self._worst_cost(request)
-        if not self.budget.reserve(worst):
+        if not await self.budget.reserve(worst):
             raise BudgetSpent()
         wall_start = perf_counter()
         cost = None
@@ -175,7 +188,7 @@ class ModelClient:
                 if key is not None:
                     self.cache.put(key, completion)
         finally:
-            self.budget.settle(worst, cost)
+            await self.budget.settle(worst, cost)
         self.entry.spent_usd += cost or 0.0
         # Busy time runs from the first request to the latest answer (scoring excluded), kept
         # current after every item so that an interrupted run still knows it.

@@ -208,6 +208,8 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
     render_table(rows, title=f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})", monthly=per_month is not None)
+    if manifest.effective_status not in ("completed", "running"):
+        print(f"  run status: {manifest.effective_status} (the figures cover the items finished so far)")
     for m in manifest.models:
         if m.status not in ("ok", "pending") or m.reason:
             print(f"  {m.id}: {m.status}" + (f" ({m.reason})" if m.reason else ""))
