@@ -126,7 +126,12 @@ class ItemResult:
         return (self.task, self.case_id, self.model)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Written once per item on the request path: a flat copy is ~10x cheaper than dataclasses.asdict.
+        data = dict(self.__dict__)
+        data["scores"] = dict(self.scores)
+        if self.judge is not None:
+            data["judge"] = dict(self.judge.__dict__)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemResult:

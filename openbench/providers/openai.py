@@ -11,7 +11,7 @@ from typing import Any
 
 from openbench.errors import OpenbenchError
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events, sdk_kwargs
+from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -29,8 +29,7 @@ class OpenAIProvider(SDKProvider):
         # Chat formatting adds about 3 tokens per message and 3 to prime the reply.
         return (lambda r: sum(len(enc.encode(m.content)) + 3 for m in r.messages) + 3), "tiktoken"
 
-    def _stream_method(self) -> Any:
-        return self.client.chat.completions.with_streaming_response.create
+    api_path = "/chat/completions"
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling
@@ -64,8 +63,8 @@ class OpenAIProvider(SDKProvider):
         clock.restart()  # restarted again by the transport when the request is really sent
         sending = SENDING.set(clock)
         try:
-            async with self._create(**sdk_kwargs(self._named, body)) as response:
-                async for event in events(response.iter_lines()):
+            async with self._stream(body, clock) as lines:
+                async for event in events(lines):
                     if event is DONE:
                         done = True
                         break
