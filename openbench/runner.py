@@ -312,6 +312,7 @@ class Runner:
         try:
             await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
         finally:
+            run.details = provider.describe()  # again: what the run learned (sampling adjustments) is known now
             await provider.close()
         if run.aborted:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
@@ -410,7 +411,10 @@ class Runner:
             try:
                 if provider.self_hosted and spec.provider == "hf":
                     return await provider.complete(request, clock, case_fields), None, attempts
-                return await asyncio.wait_for(provider.complete(request, clock, case_fields), spec.timeout_s), None, attempts
+                completion = await asyncio.wait_for(provider.complete(request, clock, case_fields), spec.timeout_s)
+                if completion.throttle_s:
+                    limiter.pause(completion.throttle_s)  # the vendor's rate-limit headers say the window is spent
+                return completion, None, attempts
             except asyncio.TimeoutError:
                 error = AttemptError("timeout", f"no complete answer within {spec.timeout_s:g}s", retryable=True)
             except AttemptError as exc:
@@ -452,6 +456,7 @@ class Runner:
             fields.update(
                 latency_s=timing.e2e_s,
                 ttft_s=timing.ttft_s,
+                thinking_s=timing.thinking_s,
                 itl_s=timing.itl_s,
                 tpot_s=tpot(timing, usage.output_tokens),
                 output_tps=output_tps(timing, usage.output_tokens),

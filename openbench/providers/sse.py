@@ -13,14 +13,17 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from openbench.errors import MissingDependency, MissingKey
 from openbench.providers.base import AttemptError, Provider, parse_retry_after, status_error
+from openbench.providers.sampling import PARAMS, SamplingPolicy, known_rules
 from openbench.timing import AttemptClock
 
 DONE = object()
+T = TypeVar("T")
 
 
 async def events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
@@ -118,19 +121,83 @@ def classify(exc: BaseException, sdk: Any, secret: str | None = None) -> Attempt
     return AttemptError("client", message)
 
 
+def throttle_from(headers: Any) -> float | None:
+    """Seconds the vendor's rate-limit headers ask to wait before the next request: until the
+    reset of a limit whose remaining count is 0 (OpenAI's ``x-ratelimit-*``, Anthropic's
+    ``anthropic-ratelimit-*``); None while every limit has room."""
+    if headers is None:
+        return None
+    waits = []
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        for remaining, reset in (
+            (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"),
+            (f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
+        ):
+            left = headers.get(remaining)
+            if left is None or not left.strip().isdigit() or int(left) > 0:
+                continue
+            seconds = _reset_seconds(headers.get(reset) or "")
+            if seconds is not None:
+                waits.append(seconds)
+    return max(waits) if waits else None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def _reset_seconds(value: str) -> float | None:
+    """``6m0s``, ``1.5s``, ``20ms`` (OpenAI) or an RFC 3339 time (Anthropic) as seconds from now."""
+    value = value.strip()
+    if not value:
+        return None
+    if _DURATION.fullmatch(value) or re.fullmatch(r"(\d+(?:\.\d+)?(ms|h|m|s))+", value):
+        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        return sum(float(n) * scale[unit] for n, unit in _DURATION.findall(value))
+    from datetime import datetime, timezone
+
+    try:
+        return max(0.0, (datetime.fromisoformat(value.replace("Z", "+00:00")) - datetime.now(timezone.utc)).total_seconds())
+    except ValueError:
+        return None
+
+
+def _error_param(exc: Any) -> str | None:
+    """The parameter a vendor's error names, where its body has a field for it (OpenAI's ``param``)."""
+    param = getattr(exc, "param", None)
+    if param is None and isinstance(getattr(exc, "body", None), dict):
+        body = exc.body.get("error", exc.body)
+        param = body.get("param") if isinstance(body, dict) else None
+    return param if isinstance(param, str) else None
+
+
 def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "***")
     return text
 
 
+def public_endpoint(url: str) -> str:
+    """Scheme, host, port and path of an endpoint: never credentials, query strings or fragments."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
 class SDKProvider(Provider):
-    """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up."""
+    """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up,
+    and sending a request with the sampling the model accepts."""
 
     self_hosted = False
     sdk_name = ""  # the SDK's module
     key_env = ""  # default key variable
     base_url_env = ""  # default endpoint variable
+    default_endpoint: str | None = None  # the vendor's own; None where there is none
+    vendor: str | None = None  # whose built-in sampling rules apply
 
     def __init__(self, spec: Any, suite_dir: Any):
         super().__init__(spec, suite_dir)
@@ -138,6 +205,55 @@ class SDKProvider(Provider):
         self._key: str | None = None
         self._create: Any = None
         self._named: frozenset[str] = frozenset()
+        override = spec.sampling.given() if spec.sampling is not None else None
+        self.policy = SamplingPolicy(spec.model, known_rules(self.vendor, spec.model), override)
+
+    @property
+    def adjustments(self) -> list[str]:
+        """What openbench changed in what the suite asked for, one sentence each."""
+        return list(self.policy.adjustments)
+
+    def endpoint(self) -> str:
+        """The endpoint requests go to, as it may be shown."""
+        url = str(self.client.base_url) if self.client is not None else (self._base_url() or self.default_endpoint or "")
+        return public_endpoint(url)
+
+    def describe(self) -> dict[str, Any]:
+        endpoint = self.endpoint()
+        default = None if self.default_endpoint is None else endpoint == public_endpoint(self.default_endpoint)
+        return {"endpoint": {"url": endpoint, "default": default}, "adjustments": self.adjustments}
+
+    def _body(self, request: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """The request body for ``request`` with the sampling ``params`` (None: not sent)."""
+        raise NotImplementedError
+
+    async def _exchange(self, request: Any, clock: AttemptClock, read: Callable[[Any], Awaitable[T]]) -> T:
+        """Send ``request`` and ``read`` its streamed response.
+
+        A 400 that names a sampling parameter teaches this model's policy a rule, and the request
+        goes again without that parameter, inside this attempt: it never counts as a retry of the item.
+        """
+        sdk = importlib.import_module(self.sdk_name)
+        for _ in range(len(PARAMS) + 1):
+            params = self.policy.params(request.sampling)
+            body = self._body(request, params)
+            clock.restart()  # restarted again by the transport when the request is really sent
+            sending = SENDING.set(clock)
+            held = await self.policy.admit()
+            try:
+                async with self._create(**sdk_kwargs(self._named, body)) as response:
+                    self.policy.release(held, accepted=True)
+                    held = False
+                    return await read(response)
+            except sdk.BadRequestError as exc:
+                if not self.policy.learn(str(getattr(exc, "message", exc)), _error_param(exc), params):
+                    raise classify(exc, sdk, self._key) from None
+            except Exception as exc:  # noqa: BLE001 - classified; nothing escapes unclassified
+                raise classify(exc, sdk, self._key) from None
+            finally:
+                SENDING.reset(sending)
+                self.policy.release(held)
+        raise AttemptError("bad_request", "the vendor kept refusing the sampling parameters")
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env or self.key_env) or None
