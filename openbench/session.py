@@ -202,6 +202,7 @@ def _sigterm_as_interrupt() -> None:
 
 def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str, Any] | None = None) -> list[Any]:
     from openbench.report.csv import write_summary
+    from openbench.report.notes import model_notes
     from openbench.report.table import render_table
     from openbench.summary import summarise
 
@@ -209,7 +210,8 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
-    render_table(rows, title=f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})", monthly=per_month is not None)
+    title = f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})"
+    render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))
     for m in manifest.get("models", []):
         if m.get("status") not in ("ok", None) or m.get("reason"):
             print(f"  {m['id']}: {m.get('status')}" + (f" ({m['reason']})" if m.get("reason") else ""))

@@ -73,7 +73,7 @@ class SamplingOverride(_Strict):
 
     def given(self) -> dict[str, Any]:
         """Only the keys the suite wrote (null included)."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
+        return {name: getattr(self, name) for name in type(self).model_fields if name in self.model_fields_set}
 
 
 class ThinkingSpec(_Strict):

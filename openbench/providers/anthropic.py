@@ -33,11 +33,11 @@ class AnthropicProvider(SDKProvider):
         return self.client.messages.with_streaming_response.create
 
     def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
-        model = self.spec.model
+        model = self.policy.model  # the model's id, as the notes name it
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         max_tokens = request.sampling.max_tokens
         body: dict[str, Any] = {
-            "model": model,
+            "model": self.spec.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
             "max_tokens": max_tokens,
             "stream": True,

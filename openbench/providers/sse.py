@@ -206,7 +206,7 @@ class SDKProvider(Provider):
         self._create: Any = None
         self._named: frozenset[str] = frozenset()
         override = spec.sampling.given() if spec.sampling is not None else None
-        self.policy = SamplingPolicy(spec.model, known_rules(self.vendor, spec.model), override)
+        self.policy = SamplingPolicy(spec.id, known_rules(self.vendor, spec.model), override)
 
     @property
     def adjustments(self) -> list[str]:
@@ -235,11 +235,11 @@ class SDKProvider(Provider):
         """
         sdk = importlib.import_module(self.sdk_name)
         for _ in range(len(PARAMS) + 1):
+            held = await self.policy.admit()  # first, so that the body has every rule learned while waiting
             params = self.policy.params(request.sampling)
             body = self._body(request, params)
             clock.restart()  # restarted again by the transport when the request is really sent
             sending = SENDING.set(clock)
-            held = await self.policy.admit()
             try:
                 async with self._create(**sdk_kwargs(self._named, body)) as response:
                     self.policy.release(held, accepted=True)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from openbench.records import ItemResult
+from openbench.report.notes import model_notes
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.summary import ALL_TASKS, SummaryRow
 
@@ -41,6 +42,9 @@ def render_html(rows: list[SummaryRow], records: Iterable[ItemResult], manifest:
 
     charts: dict[str, Any] = {}
     sections = [_summary_section(overall, ran, manifest), _table_section(overall, manifest, colours)]
+    notes = model_notes(manifest, rows)
+    if notes:
+        sections.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></section>")
     if ran:
         scatter, scatter_caption = _scatter(ran, colours)
         sections.append(_chart_section("Quality against cost", "chart-scatter", scatter_caption, scatter is not None))
