@@ -103,6 +103,11 @@ class Provider:
         """Input tokens of a request with the model's own tokenizer, if one is at hand."""
         return None
 
+    @property
+    def adjustments(self) -> list[str]:
+        """What this provider changed in what the suite asked for, one sentence each."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         """Facts about the running model for the manifest (device, dtype, resolved path...)."""
         return {}

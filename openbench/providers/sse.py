@@ -268,7 +268,14 @@ class SDKProvider(Provider):
             raise MissingKey(self.spec.api_key_env or self.key_env)
 
     def cache_identity(self) -> dict[str, Any]:
-        return {"provider": self.spec.provider, "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
+        identity = {"provider": self.spec.provider, "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
+        # Settings that change the answer; only when set, so that earlier cache entries stay valid.
+        options = {
+            "sampling": self.policy.override or None,
+            "reasoning_effort": self.spec.reasoning_effort,
+            "thinking": self.spec.thinking.model_dump() if self.spec.thinking else None,
+        }
+        return identity | {k: v for k, v in options.items() if v is not None}
 
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
