@@ -312,7 +312,7 @@ class Runner:
         try:
             await asyncio.gather(*(worker() for _ in range(max(1, min(in_flight, len(todo))))))
         finally:
-            run.details = provider.describe()  # again: what the run learned (sampling adjustments) is known now
+            run.details = {**run.details, **provider.describe()}  # again: what the run learned (sampling adjustments)
             await provider.close()
         if run.aborted:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
