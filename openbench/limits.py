@@ -40,10 +40,6 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._resume_at = 0.0
 
-    @property
-    def active(self) -> bool:
-        return bool(self._buckets)
-
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (the vendor's rate-limit headers said its window is spent)."""
         self._resume_at = max(self._resume_at, monotonic() + seconds)

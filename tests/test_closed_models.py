@@ -104,7 +104,7 @@ def run_catalogue(serve: Callable[..., FakeServer], run: Callable[..., RunOutcom
             assert rec["cost_usd"] == pytest.approx(record_cost(rec, price), rel=1e-9)
         entry = outcome.model_entry(ident)
         expected = expected_adjustments(provider, name)
-        assert entry["adjustments"] == expected, name
+        assert entry["details"]["adjustments"] == expected, name
         for sentence in expected:
             assert outcome.output.count(f"note: {sentence}\n") == 1, sentence  # one footnote in the table
         # At most one refused request per model and rule; none at all where the rule is built in.
@@ -126,7 +126,6 @@ def test_every_untiered_catalogue_chat_model_answers_a_temperature_0_top_p_suite
     run_catalogue(serve, run, [e for e in CATALOGUE if not e[2]])
 
 
-@pytest.mark.xfail(strict=True, reason="tiered price crash fixed by the typed-run refactor")
 def test_every_tiered_catalogue_chat_model_answers_a_temperature_0_top_p_suite(serve, run) -> None:
     run_catalogue(serve, run, [e for e in CATALOGUE if e[2]])
 
@@ -151,7 +150,7 @@ def test_sampling_override_null_sends_nothing_and_says_so(serve, run) -> None:
     assert outcome.exit_code == 0, outcome.output
     (body,) = [r.body for r in completions(srv)]
     assert "temperature" not in body and body["seed"] == 7
-    assert outcome.model_entry("mini")["adjustments"] == [
+    assert outcome.model_entry("mini")["details"]["adjustments"] == [
         "mini: temperature not sent (the model's sampling override)",
         "mini: seed set to 7 (the model's sampling override)",
     ]
@@ -178,7 +177,7 @@ def test_reasoning_effort_is_refused_for_another_provider(tmp_path: Path) -> Non
     from openbench.suite import load_suite
 
     path = write_suite(tmp_path / "s.yaml", [model("c", "anthropic", reasoning_effort="low")], cases("a"))
-    with pytest.raises(SuiteError, match="reasoning_effort is for the openai and openai-compatible provider"):
+    with pytest.raises(SuiteError, match="'reasoning_effort' means nothing to the anthropic provider"):
         load_suite(path)
 
 
@@ -204,7 +203,7 @@ def test_thinking_claude_records_thinking_tokens_and_when_thinking_began(serve, 
         # Thinking began at once; TTFT is the first visible token, after the server's 50 ms.
         assert rec["thinking_s"] is not None and rec["thinking_s"] < rec["ttft_s"]
         assert rec["ttft_s"] >= 0.05
-    assert outcome.model_entry("claude")["adjustments"] == [
+    assert outcome.model_entry("claude")["details"]["adjustments"] == [
         "claude: temperature 0 not accepted, the model's default was used",
         "claude: max_tokens 256 raised to 1280 (thinking budget 1024 + 256 for the answer)",
     ]
@@ -239,7 +238,7 @@ def test_a_non_default_endpoint_is_on_record_and_in_every_report(serve, run, inv
     outcome = run([model("gpt", "openai")], cases("alpha"))
     assert outcome.exit_code == 0, outcome.output
     entry = outcome.model_entry("gpt")
-    assert entry["endpoint"] == {"url": f"{srv.url}/v1", "default": False}
+    assert entry["endpoint"] == f"{srv.url}/v1" and entry["details"]["endpoint_default"] is False
     note = f"gpt: answers came from {srv.url}/v1, not the vendor's default endpoint"
     assert note in outcome.output
     summary = (outcome.run_dir / "summary.csv").read_text(encoding="utf-8-sig")
@@ -283,7 +282,7 @@ def test_a_400_that_names_no_sampling_parameter_is_an_error_not_a_resend(serve, 
     c0, c1 = outcome.of("gpt")["c0"], outcome.of("gpt")["c1"]
     assert c0["error_kind"] == "bad_request" and c0["attempts"] == 1
     assert c1["error"] is None
-    assert len(completions(srv)) == 2 and outcome.model_entry("gpt")["adjustments"] == []
+    assert len(completions(srv)) == 2 and outcome.model_entry("gpt")["details"]["adjustments"] == []
 
 
 def test_rate_limit_headers_of_both_vendors() -> None:

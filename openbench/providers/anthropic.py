@@ -19,6 +19,7 @@ from openbench.timing import AttemptClock
 class AnthropicProvider(SDKProvider):
     sdk_name, key_env, base_url_env = "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"
     default_endpoint, vendor = "https://api.anthropic.com", "anthropic"
+    options = SDKProvider.options | {"sampling", "thinking", "prompt_cache"}
 
     def __init__(self, spec: Any, suite_dir: Any):
         super().__init__(spec, suite_dir)

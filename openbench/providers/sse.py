@@ -192,8 +192,8 @@ class SDKProvider(Provider):
     """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up,
     and sending a request with the sampling the model accepts."""
 
-    self_hosted = False
     sdk_name = ""  # the SDK's module
+    options = frozenset({"base_url", "api_key_env", "batch_api"})
     key_env = ""  # default key variable
     base_url_env = ""  # default endpoint variable
     default_endpoint: str | None = None  # the vendor's own; None where there is none
@@ -213,15 +213,14 @@ class SDKProvider(Provider):
         """What openbench changed in what the suite asked for, one sentence each."""
         return list(self.policy.adjustments)
 
-    def endpoint(self) -> str:
-        """The endpoint requests go to, as it may be shown."""
+    def endpoint(self) -> str | None:
         url = str(self.client.base_url) if self.client is not None else (self._base_url() or self.default_endpoint or "")
         return public_endpoint(url)
 
     def describe(self) -> dict[str, Any]:
-        endpoint = self.endpoint()
-        default = None if self.default_endpoint is None else endpoint == public_endpoint(self.default_endpoint)
-        return {"endpoint": {"url": endpoint, "default": default}, "adjustments": self.adjustments}
+        # endpoint_default: None where the vendor has no default endpoint (an OpenAI-compatible server).
+        default = None if self.default_endpoint is None else self.endpoint() == public_endpoint(self.default_endpoint)
+        return {"endpoint_default": default, "adjustments": self.adjustments}
 
     def _body(self, request: Any, params: dict[str, Any]) -> dict[str, Any]:
         """The request body for ``request`` with the sampling ``params`` (None: not sent)."""
@@ -254,6 +253,9 @@ class SDKProvider(Provider):
                 SENDING.reset(sending)
                 self.policy.release(held)
         raise AttemptError("bad_request", "the vendor kept refusing the sampling parameters")
+
+    def billing(self) -> str:
+        return "per-token"
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env or self.key_env) or None

@@ -3,18 +3,18 @@ for, answers that came from a non-default endpoint, and reasoning tokens billed 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Iterable
 
+from openbench.manifest import RunManifest
 from openbench.summary import ALL_TASKS, SummaryRow
 
 
-def model_notes(manifest: dict[str, Any], rows: Iterable[SummaryRow] = ()) -> list[str]:
+def model_notes(manifest: RunManifest, rows: Iterable[SummaryRow] = ()) -> list[str]:
     notes: list[str] = []
-    for m in manifest.get("models", []):
-        notes += m.get("adjustments") or []
-        endpoint = m.get("endpoint") or {}
-        if endpoint.get("default") is False:
-            notes.append(f"{m['id']}: answers came from {endpoint.get('url')}, not the vendor's default endpoint")
+    for m in manifest.models:
+        notes += m.details.get("adjustments") or []
+        if m.details.get("endpoint_default") is False:
+            notes.append(f"{m.id}: answers came from {m.endpoint}, not the vendor's default endpoint")
     for r in rows:
         if r.task == ALL_TASKS and r.reasoning_tokens_per_task:
             thinking = f", thinking began after {r.thinking_p50_s:.3f} s (median)" if r.thinking_p50_s is not None else ""
