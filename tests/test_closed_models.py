@@ -296,3 +296,16 @@ def test_rate_limit_headers_of_both_vendors() -> None:
     reset = (datetime.now(timezone.utc) + timedelta(seconds=20)).isoformat().replace("+00:00", "Z")
     wait = throttle_from({"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": reset})
     assert 18 < wait <= 20
+
+
+def test_estimate_counts_the_thinking_budget_as_possible_output(tmp_path: Path) -> None:
+    from openbench.estimate import estimate, suite_requests
+    from openbench.suite import load_suite
+
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    models = [model("plain", "anthropic"), model("thinks", "anthropic", thinking=thinking)]
+    suite = load_suite(write_suite(tmp_path / "s.yaml", models, cases("alpha", "beta"), defaults={"max_tokens": 100}))
+    rows = {e.model: e for e in estimate(suite, suite_requests(suite), list(suite.spec.models))}
+    assert rows["plain"].output_tokens == 2 * 100
+    assert rows["thinks"].output_tokens == 2 * (2048 + 100)
+    assert rows["thinks"].cost_usd > rows["plain"].cost_usd

@@ -59,14 +59,18 @@ class AnthropicProvider(SDKProvider):
         thinking = self.spec.thinking
         if thinking is not None:
             body["thinking"] = {"type": thinking.type, "budget_tokens": thinking.budget_tokens}
-            if max_tokens <= thinking.budget_tokens:
-                # max_tokens must exceed the thinking budget; the suite's max_tokens is kept for the answer.
-                body["max_tokens"] = thinking.budget_tokens + max_tokens
+            body["max_tokens"] = self.max_output_tokens(request)
+            if body["max_tokens"] != max_tokens:
                 self.policy.note(
                     f"{model}: max_tokens {max_tokens} raised to {body['max_tokens']} (thinking budget {thinking.budget_tokens} + {max_tokens} for the answer)"
                 )
         body.update(self.spec.params)
         return body
+
+    def max_output_tokens(self, request: ChatRequest) -> int:
+        max_tokens, thinking = request.sampling.max_tokens, self.spec.thinking
+        # Anthropic needs max_tokens above the thinking budget; the suite's max_tokens is then kept for the answer.
+        return thinking.budget_tokens + max_tokens if thinking is not None and max_tokens <= thinking.budget_tokens else max_tokens
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
         return await self._exchange(request, clock, lambda response: self._read(response, clock))

@@ -134,6 +134,10 @@ class Provider:
         """
         return None, "approximation"
 
+    def max_output_tokens(self, request: ChatRequest) -> int:
+        """The most output tokens ``request`` can be billed for (budgets, rate limits and estimates use it)."""
+        return request.sampling.max_tokens
+
     def endpoint(self) -> str | None:
         """Where requests go (scheme://host:port/path; never credentials or query strings); None for local models."""
         return None
