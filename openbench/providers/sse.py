@@ -142,7 +142,9 @@ def throttle_from(headers: Any) -> float | None:
     return max(waits) if waits else None
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _reset_seconds(value: str) -> float | None:
@@ -150,9 +152,8 @@ def _reset_seconds(value: str) -> float | None:
     value = value.strip()
     if not value:
         return None
-    if _DURATION.fullmatch(value) or re.fullmatch(r"(\d+(?:\.\d+)?(ms|h|m|s))+", value):
-        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-        return sum(float(n) * scale[unit] for n, unit in _DURATION.findall(value))
+    if _DURATION.fullmatch(value):
+        return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(value))
     from datetime import datetime, timezone
 
     try:
