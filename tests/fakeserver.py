@@ -578,7 +578,7 @@ class Rejection:
 
 
 def vendor_rejection(api: Api, body: dict[str, Any]) -> Rejection | None:
-    """The first public vendor rule (README of this module) that ``body`` breaks, if any."""
+    """The first vendor rule (see the module docstring) that ``body`` breaks, if any."""
     model = str(body.get("model", "")).lower()
     if api == "openai":
         if not OPENAI_REASONING.search(model):
