@@ -200,6 +200,7 @@ def _sigterm_as_interrupt() -> None:
 
 def print_summary(store: RunStore, volume: str | None = None, manifest: RunManifest | None = None) -> list[Any]:
     from openbench.report.csv import write_summary
+    from openbench.report.notes import model_notes
     from openbench.report.table import render_table
     from openbench.summary import summarise
 
@@ -207,7 +208,8 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
-    render_table(rows, title=f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})", monthly=per_month is not None)
+    title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
+    render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))
     if manifest.effective_status not in ("completed", "running"):
         print(f"  run status: {manifest.effective_status} (the figures cover the items finished so far)")
     for m in manifest.models:
