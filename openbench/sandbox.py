@@ -25,10 +25,10 @@ an error where it does not work) or ``process-group``.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -62,7 +62,7 @@ SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"
 # using Popen(preexec_fn=...), which can deadlock when the parent has threads, and the runner runs
 # blocking scorers in threads.
 _PRELUDE = """\
-import os, runpy, sys
+import os, sys
 
 
 def _harness(limits, guard, nonce_fd, report_fd, uid):
@@ -99,22 +99,29 @@ def _harness(limits, guard, nonce_fd, report_fd, uid):
         for name in ("connect", "connect_ex", "bind", "sendto", "sendmsg"):
             setattr(socket.socket, name, refuse(getattr(socket.socket, name)))
     sys.argv = ["main.py"]
-    runpy.run_path("main.py", run_name="__main__")
+    main = type(sys)("__main__")  # a fresh __main__ (runpy.run_path's effect, without importing it)
+    main.__file__ = "main.py"
+    sys.modules["__main__"] = main
+    with open("main.py", "rb") as f:
+        program = compile(f.read(), "main.py", "exec")
+    exec(program, main.__dict__)
     os.write(report, nonce)
 
 
 _harness({limits!r}, {guard!r}, {nonce_fd!r}, {report_fd!r}, {uid!r})
 """
 
-# The process-group mode's intermediate: it starts the code in its own process group, reports the
-# code's pid and exit status on a descriptor the code never sees, and kills everything left behind.
-# As a child subreaper (Linux) it inherits orphans, so a double fork that left the group is found too.
+# The process-group mode's intermediate (``python -I -S``, a few milliseconds): it starts the code in
+# its own process group, reports the code's pid and exit status on a descriptor the code never sees,
+# and kills everything left behind. As a child subreaper (Linux) it inherits orphans, so a double
+# fork that left the group is found too. Arguments: timeout, status fd, nonce fd, the code's command.
 _INTERMEDIATE = r"""
-import json, os, signal, subprocess, sys, time
+import os, select, signal, sys, time
 
-command, pass_fds, timeout_s, status_fd = json.loads(sys.argv[1])
-status = os.fdopen(status_fd, "w", buffering=1)
-if sys.platform.startswith("linux"):
+timeout_s, status_fd, nonce_fd, command = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+linux = sys.platform.startswith("linux")
+os.set_inheritable(status_fd, False)
+if linux:
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -140,39 +147,58 @@ def children():
     return found
 
 
-signal.signal(signal.SIGTERM, stop)
-code = subprocess.Popen(command, pass_fds=pass_fds, stdin=subprocess.DEVNULL, process_group=0)
-for fd in pass_fds:
-    os.close(fd)  # the nonce's pipe stays open in the code only, which empties it before the program starts
-try:
-    status.write(f"pid {code.pid}\n")
+def wait(pid, timeout_s):
     try:
-        status.write(f"exit {code.wait(timeout=timeout_s)}\n")
-    except subprocess.TimeoutExpired:
-        status.write("timeout\n")
+        ready = select.poll()
+        ready.register(os.pidfd_open(pid), select.POLLIN)
+        if not ready.poll(timeout_s * 1000):
+            return None
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except (AttributeError, OSError):  # no pidfd (macOS, old kernels): poll waitpid
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.005)
+        return None
+
+
+signal.signal(signal.SIGTERM, stop)
+pid = os.fork()
+if pid == 0:
+    try:
+        os.setpgid(0, 0)
+        os.execvp(command[0], command)
+    finally:
+        os._exit(127)
+os.close(nonce_fd)  # the nonce's pipe stays open in the code only, which empties it before the program starts
+status = os.fdopen(status_fd, "w", buffering=1)
+try:
+    status.write(f"pid {pid}\n")
+    returncode = wait(pid, timeout_s)
+    status.write("timeout\n" if returncode is None else f"exit {returncode}\n")
 finally:
     try:
-        os.killpg(code.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
-    code.wait()
     deadline = time.monotonic() + 2
-    while sys.platform.startswith("linux") and time.monotonic() < deadline:
+    while linux and time.monotonic() < deadline:
         left = children()
         if not left:
             break
-        for pid in left:
+        for child in left:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(child, signal.SIGKILL)
             except OSError:
                 pass
-        for pid in left:
+        for child in left:
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(child, 0)
             except OSError:
                 pass
 """
-
 
 @dataclass(frozen=True)
 class SandboxResult:
@@ -234,7 +260,7 @@ def network_isolation() -> str:
     return NETWORK_NAMESPACE if probe.returncode == 0 else NETWORK_PYTHON_GUARD
 
 
-def _interpreter_folders() -> list[str]:
+def interpreter_folders() -> list[str]:
     """What the interpreter needs, read-only: system folders and its prefixes (a venv, pyenv's version)."""
     folders = [path for path in SYSTEM_FOLDERS if os.path.lexists(path)]
     for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
@@ -247,7 +273,7 @@ def _interpreter_folders() -> list[str]:
 def _bubblewrap_command(workdir: str) -> list[str]:
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     command += ["--new-session", "--die-with-parent"]
-    folders = _interpreter_folders()
+    folders = interpreter_folders()
     # Parents that bwrap would otherwise create as 0700, which the unprivileged user cannot cross.
     parents = sorted({str(parent) for folder in folders for parent in Path(folder).parents} - {"/"})
     for parent in parents:
@@ -360,15 +386,35 @@ class _Exit:
     intermediate_killed: bool = False
 
 
+def _exits_within(process: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait for ``process`` up to ``timeout_s``; woken at its exit by a pidfd where there is one, as
+    ``Popen.wait(timeout=...)`` polls with sleeps of up to 50 ms."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # macOS, old kernels
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        exited = bool(poller.poll(timeout_s * 1000))
+    finally:
+        os.close(pidfd)
+    if exited:
+        process.wait()
+    return exited
+
+
 def _run_bubblewrap(command: list[str], workdir: str, fds: tuple[int, int], timeout_s: float, **streams) -> _Exit:
     # --die-with-parent: killing bwrap ends the namespace's init, and with it every process inside.
     process = subprocess.Popen(
         [*_bubblewrap_command(workdir), *command], pass_fds=fds, start_new_session=True, **streams
     )
     try:
-        returncode: int | None = process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        returncode = None
+        returncode = process.returncode if _exits_within(process, timeout_s) else None
     finally:
         _kill_group(process.pid)
         process.wait()
@@ -379,9 +425,8 @@ def _run_bubblewrap(command: list[str], workdir: str, fds: tuple[int, int], time
 
 def _run_process_group(command: list[str], workdir: str, fds: tuple[int, int], timeout_s: float, **streams) -> _Exit:
     status_read, status_write = os.pipe()
-    intermediate_command = [
-        sys.executable, "-I", "-c", _INTERMEDIATE, json.dumps([command, list(fds), timeout_s, status_write])
-    ]
+    intermediate_command = [sys.executable, "-I", "-S", "-c", _INTERMEDIATE, str(timeout_s), str(status_write)]
+    intermediate_command += [str(fds[0]), *command]
     try:
         process = subprocess.Popen(
             intermediate_command, cwd=workdir, pass_fds=(*fds, status_write), start_new_session=True, **streams
@@ -389,11 +434,9 @@ def _run_process_group(command: list[str], workdir: str, fds: tuple[int, int], t
     finally:
         os.close(status_write)
     code_pid = None
-    overdue = False
+    overdue = True
     try:
-        process.wait(timeout=timeout_s + INTERMEDIATE_GRACE_S)
-    except subprocess.TimeoutExpired:
-        overdue = True
+        overdue = not _exits_within(process, timeout_s + INTERMEDIATE_GRACE_S)
     finally:
         with os.fdopen(status_read, "r") as status:
             _kill_group(process.pid)

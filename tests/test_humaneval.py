@@ -36,7 +36,7 @@ def humaneval_problems() -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_all_canonical_solutions_pass(write_suite, invoke, tmp_path):
+def test_all_canonical_solutions_pass(isolation_mode, write_suite, invoke, tmp_path):
     problems = humaneval_problems()
     assert len(problems) == 164
     suite = write_suite(SUITE, {"humaneval.jsonl": problems})
@@ -48,3 +48,4 @@ def test_all_canonical_solutions_pass(write_suite, invoke, tmp_path):
     assert len(records) == 164
     failed = {r["case_id"]: r["error"] or r["scores"]["code"]["explanation"] for r in records if not r["passed"]}
     assert failed == {}
+    assert all(f"[isolation: {isolation_mode}]" in r["scores"]["code"]["explanation"] for r in records)

@@ -263,7 +263,7 @@ def test_files_land_in_a_temporary_folder_and_secrets_stay_out(isolation_mode, t
         assert Path(workdir) != tmp_path and "openbench-sandbox-" in workdir
         assert not Path(workdir).exists()  # removed afterwards
     assert not (tmp_path / "written.txt").exists()
-    assert "OPENAI_API_KEY" not in env and set(eval(env)) <= {"PATH", "LANG"}
+    assert "OPENAI_API_KEY" not in env and set(eval(env)) <= {"PATH", "LANG", "PWD"}  # bwrap sets PWD=/tmp
 
 
 def test_file_size_limit():
