@@ -211,7 +211,8 @@ class SandboxResult:
     network: str  # "namespace" or "python-guard"
     isolation: str = ISOLATION_PROCESS_GROUP  # "bubblewrap" or "process-group"
     completed: bool = False  # the harness reported that the program ran to its end
-    intermediate_killed: bool = False  # process-group mode: the code killed the intermediate process
+    # process-group mode: how the intermediate process ended when it could not report (the code killed it)
+    intermediate_died: str = ""
 
     def last_error_line(self) -> str:
         lines = [line for line in self.stderr.splitlines() if line.strip()]
@@ -223,23 +224,26 @@ class SandboxResult:
             return ""
         if self.timed_out:
             return f"timed out after {self.duration_s:.1f}s"
-        if self.intermediate_killed:
-            return "the sandbox's intermediate process was killed (by the code: its parent or its process group)"
+        if self.intermediate_died:
+            return f"the sandbox's intermediate process {self.intermediate_died} before it reported (the code's parent)"
         if self.completed:
-            return f"the tests ran to the end, then the program exited with status {self.returncode}"
+            return f"the tests ran to the end, then the program {_ended(self.returncode)}"
         if self.returncode is not None and self.returncode < 0:
-            return f"killed by {_signal_name(-self.returncode)} before the tests finished"
+            return f"{_ended(self.returncode)} before the tests finished".removeprefix("was ")
         error = self.last_error_line()
         if self.returncode == 1 and error:
             return error  # an uncaught exception: its last traceback line
         return f"exited with status {self.returncode} before the tests finished" + (f" ({error})" if error else "")
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+def _ended(returncode: int | None) -> str:
+    """``was killed by SIGKILL`` or ``exited with status 3``, from a Popen-style return code."""
+    if returncode is not None and returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -383,7 +387,7 @@ def _kill_group(pgid: int | None) -> None:
 class _Exit:
     returncode: int | None
     timed_out: bool
-    intermediate_killed: bool = False
+    intermediate_died: str = ""
 
 
 def _exits_within(process: subprocess.Popen, timeout_s: float) -> bool:
@@ -450,7 +454,7 @@ def _run_process_group(command: list[str], workdir: str, fds: tuple[int, int], t
         return _Exit(None, timed_out=True)
     returncode = next((int(line[5:]) for line in lines if line.startswith("exit ")), None)
     if returncode is None:
-        return _Exit(None, timed_out=False, intermediate_killed=True)
+        return _Exit(None, timed_out=False, intermediate_died=_ended(process.returncode))
     return _Exit(returncode, timed_out=False)
 
 
@@ -508,5 +512,5 @@ def run_python(source: str, timeout_s: float = 10, memory_mb: int = 512, *, file
         network=network,
         isolation=mode,
         completed=completed,
-        intermediate_killed=exit_.intermediate_killed,
+        intermediate_died=exit_.intermediate_died,
     )
