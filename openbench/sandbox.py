@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import secrets
 import select
 import shutil
 import signal
@@ -297,22 +296,13 @@ def _bubblewrap_command(workdir: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def bubblewrap_works() -> bool:
-    """``bwrap`` runs the interpreter with the sandbox's own options (checked once per process)."""
+    """An empty program passes under bubblewrap here (checked once per process)."""
     if not sys.platform.startswith("linux") or shutil.which("bwrap") is None:
         return False
-    with tempfile.TemporaryDirectory(prefix="openbench-sandbox-") as workdir:
-        Path(workdir, "main.py").write_text("", encoding="utf-8")
-        try:
-            probe = subprocess.run(
-                [*_bubblewrap_command(workdir), sys.executable, "-I", "main.py"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=10,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return False
-    return probe.returncode == 0
+    try:  # the whole path: namespaces, binds, the unprivileged user, the harness's report
+        return _run("", ISOLATION_BUBBLEWRAP, timeout_s=10, memory_mb=512, file_mb=1).ok
+    except OSError:
+        return False
 
 
 def isolation() -> str:
@@ -462,10 +452,13 @@ def run_python(source: str, timeout_s: float = 10, memory_mb: int = 512, *, file
     """Run ``source`` as ``__main__`` in a fresh, limited interpreter; never raises for what the code does."""
     if os.name != "posix":
         raise OpenbenchError("running generated code needs Linux or macOS (the sandbox uses POSIX process limits)")
-    mode = isolation()
+    return _run(source, isolation(), timeout_s, memory_mb, file_mb)
+
+
+def _run(source: str, mode: str, timeout_s: float, memory_mb: int, file_mb: int) -> SandboxResult:
     network = NETWORK_NAMESPACE if mode == ISOLATION_BUBBLEWRAP else network_isolation()
     uid = UNPRIVILEGED_UID if mode == ISOLATION_BUBBLEWRAP and os.getuid() == 0 else os.getuid()
-    nonce = secrets.token_hex(16).encode()
+    nonce = os.urandom(16).hex().encode()
     with (
         tempfile.TemporaryDirectory(prefix="openbench-sandbox-", ignore_cleanup_errors=True) as workdir,
         tempfile.TemporaryFile() as out,

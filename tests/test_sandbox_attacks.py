@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from openbench import sandbox
+from openbench.errors import OpenbenchError
 from openbench.scorers.code import code
 
 PROMPT = 'def add(a, b):\n    """Add two numbers."""\n'
@@ -139,6 +141,26 @@ def test_a_bounded_fork_bomb(isolation_mode):
     if isolation_mode == "bubblewrap":  # run as nobody: the process cap holds even for a root openbench
         assert "BlockingIOError" in result.stderr
     assert_no_survivors(duration)  # through the code scorer: test_a_whole_run_survives_every_attack
+
+
+def test_the_isolation_is_chosen_and_can_be_forced(monkeypatch, tmp_path):
+    for tool in ("unshare", "sleep"):  # what the process-group mode may use, and no bwrap
+        if shutil.which(tool):
+            (tmp_path / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sandbox.bubblewrap_works.cache_clear()
+    try:
+        monkeypatch.setenv("OPENBENCH_SANDBOX", "auto")
+        assert sandbox.isolation() == "process-group"
+        assert sandbox.run_python("print('ran')").stdout == "ran\n"
+        monkeypatch.setenv("OPENBENCH_SANDBOX", "bubblewrap")
+        with pytest.raises(OpenbenchError, match="bwrap is missing or does not work here"):
+            sandbox.isolation()
+        monkeypatch.setenv("OPENBENCH_SANDBOX", "chroot")
+        with pytest.raises(OpenbenchError, match="use auto, bubblewrap or process-group"):
+            sandbox.isolation()
+    finally:
+        sandbox.bubblewrap_works.cache_clear()  # probed again with the real PATH
 
 
 @pytest.fixture
