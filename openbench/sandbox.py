@@ -35,7 +35,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, sleep
 
 from openbench.errors import OpenbenchError
 
@@ -146,21 +146,19 @@ def children():
     return found
 
 
-def wait(pid, timeout_s):
+def exited(pid, timeout_s):
+    # True once the code has exited; left unreaped, so its pid and group id cannot be reused yet.
     try:
         ready = select.poll()
         ready.register(os.pidfd_open(pid), select.POLLIN)
-        if not ready.poll(timeout_s * 1000):
-            return None
-        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    except (AttributeError, OSError):  # no pidfd (macOS, old kernels): poll waitpid
+        return bool(ready.poll(timeout_s * 1000))
+    except (AttributeError, OSError):  # no pidfd (macOS, old kernels): poll
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
             time.sleep(0.005)
-        return None
+        return False
 
 
 signal.signal(signal.SIGTERM, stop)
@@ -173,15 +171,16 @@ if pid == 0:
         os._exit(127)
 os.close(nonce_fd)  # the nonce's pipe stays open in the code only, which empties it before the program starts
 status = os.fdopen(status_fd, "w", buffering=1)
+done = False
 try:
     status.write(f"pid {pid}\n")
-    returncode = wait(pid, timeout_s)
-    status.write("timeout\n" if returncode is None else f"exit {returncode}\n")
+    done = exited(pid, timeout_s)
 finally:
     try:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
+    returncode = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     deadline = time.monotonic() + 2
     while linux and time.monotonic() < deadline:
         left = children()
@@ -197,6 +196,7 @@ finally:
                 os.waitpid(child, 0)
             except OSError:
                 pass
+status.write(f"exit {returncode}\n" if done else "timeout\n")
 """
 
 @dataclass(frozen=True)
@@ -381,25 +381,23 @@ class _Exit:
 
 
 def _exits_within(process: subprocess.Popen, timeout_s: float) -> bool:
-    """Wait for ``process`` up to ``timeout_s``; woken at its exit by a pidfd where there is one, as
-    ``Popen.wait(timeout=...)`` polls with sleeps of up to 50 ms."""
+    """True once ``process`` has exited within ``timeout_s``, left unreaped (so its pid and group id
+    cannot be reused before we kill its group). Woken at the exit by a pidfd where there is one."""
     try:
         pidfd = os.pidfd_open(process.pid)
-    except (AttributeError, OSError):  # macOS, old kernels
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
+    except (AttributeError, OSError):  # macOS, old kernels: poll
+        deadline = perf_counter() + timeout_s
+        while perf_counter() < deadline:
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
+            sleep(0.005)
+        return False
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
-        exited = bool(poller.poll(timeout_s * 1000))
+        return bool(poller.poll(timeout_s * 1000))
     finally:
         os.close(pidfd)
-    if exited:
-        process.wait()
-    return exited
 
 
 def _run_bubblewrap(command: list[str], workdir: str, fds: tuple[int, int], timeout_s: float, **streams) -> _Exit:
@@ -407,11 +405,13 @@ def _run_bubblewrap(command: list[str], workdir: str, fds: tuple[int, int], time
     process = subprocess.Popen(
         [*_bubblewrap_command(workdir), *command], pass_fds=fds, start_new_session=True, **streams
     )
+    exited = False
     try:
-        returncode = process.returncode if _exits_within(process, timeout_s) else None
+        exited = _exits_within(process, timeout_s)
     finally:
         _kill_group(process.pid)
         process.wait()
+    returncode = process.returncode if exited else None
     if returncode is not None and returncode > 128 and returncode - 128 in signal.valid_signals():
         returncode = 128 - returncode  # bwrap exits 128+N when the code died of signal N
     return _Exit(returncode, timed_out=returncode is None)
@@ -427,7 +427,6 @@ def _run_process_group(command: list[str], workdir: str, fds: tuple[int, int], t
         )
     finally:
         os.close(status_write)
-    code_pid = None
     overdue = True
     try:
         overdue = not _exits_within(process, timeout_s + INTERMEDIATE_GRACE_S)
@@ -435,17 +434,14 @@ def _run_process_group(command: list[str], workdir: str, fds: tuple[int, int], t
         with os.fdopen(status_read, "r") as status:
             _kill_group(process.pid)
             process.wait()
-            lines = status.read().split("\n")  # complete: every writer is gone now
-        for line in lines:
-            if line.startswith("pid "):
-                code_pid = int(line[4:])
-        _kill_group(code_pid)  # when the code killed the intermediate before it cleaned up
-    if "timeout" in lines or overdue:
+            report = dict(line.partition(" ")[::2] for line in status.read().splitlines())  # every writer is gone
+    if "exit" not in report and "timeout" not in report and "pid" in report:
+        _kill_group(int(report["pid"]))  # the code killed the intermediate before it cleaned up
+    if "timeout" in report or overdue:
         return _Exit(None, timed_out=True)
-    returncode = next((int(line[5:]) for line in lines if line.startswith("exit ")), None)
-    if returncode is None:
+    if "exit" not in report:
         return _Exit(None, timed_out=False, intermediate_died=_ended(process.returncode))
-    return _Exit(returncode, timed_out=False)
+    return _Exit(int(report["exit"]), timed_out=False)
 
 
 def run_python(source: str, timeout_s: float = 10, memory_mb: int = 512, *, file_mb: int = 64) -> SandboxResult:
