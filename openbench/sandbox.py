@@ -71,6 +71,8 @@ def _harness(limits, guard, nonce_fd, report_fd, uid):
     os.close(nonce_fd)
     report = os.dup(report_fd)  # not inheritable: the code's child processes never get it
     os.close(report_fd)
+    with open("main.py", "rb") as f:  # before giving up root: whatever the umask made of its mode
+        source = f.read()
     for name, value in limits:
         limit = getattr(resource, name, None)
         if limit is not None:
@@ -101,9 +103,7 @@ def _harness(limits, guard, nonce_fd, report_fd, uid):
     main = type(sys)("__main__")  # a fresh __main__ (runpy.run_path's effect, without importing it)
     main.__file__ = "main.py"
     sys.modules["__main__"] = main
-    with open("main.py", "rb") as f:
-        program = compile(f.read(), "main.py", "exec")
-    exec(program, main.__dict__)
+    exec(compile(source, "main.py", "exec"), main.__dict__)
     os.write(report, nonce)
 
 
@@ -474,7 +474,9 @@ def _run(source: str, mode: str, timeout_s: float, memory_mb: int, file_mb: int)
             uid=uid if mode == ISOLATION_BUBBLEWRAP else None,
         )
         command = [sys.executable, "-I", "-c", prelude]
-        Path(workdir, "main.py").write_text(source, encoding="utf-8")
+        program = Path(workdir, "main.py")
+        program.write_text(source, encoding="utf-8")
+        program.chmod(0o644)  # readable by the unprivileged user whatever the umask (its folder stays private)
         start = perf_counter()
         if mode == ISOLATION_BUBBLEWRAP:
             run = _run_bubblewrap
