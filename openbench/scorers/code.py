@@ -84,6 +84,7 @@ def code(
         return ScoreResult(0.0, False, f"timed out after {float(timeout_s):g}s {where}")
     return ScoreResult(0.0, False, f"{result.failure()[:300]} {where}")
 
+
 def _validate(params: dict[str, Any], suite: Any) -> str | None:
     if params.get("assemble", "humaneval") not in ASSEMBLIES:
         return f"scorer 'code': assemble must be one of {', '.join(ASSEMBLIES)}, got {params['assemble']!r}"
