@@ -113,18 +113,25 @@ def test_killing_the_parent(isolation_mode):
 def test_a_double_fork_does_not_survive(isolation_mode):
     duration = unique_sleep()
     escape = (
-        WRONG + "import os\n"
+        WRONG + "import os, time\n"
+        "read, write = os.pipe()\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"  # leaves the process group and the session
-        "    if os.fork() == 0:\n"
+        "    escapee = os.fork()\n"
+        "    if escapee == 0:\n"
         f"        os.execv('/bin/sleep', ['sleep', '{duration}'])\n"
+        "    os.write(write, str(escapee).encode())\n"
         "    os._exit(0)\n"
-        "os.wait()\n"
-        "time_to_spawn = __import__('time').sleep(0.3)\n"
+        "escapee = int(os.read(read, 32))\n"
+        "time.sleep(0.3)\n"
+        "print('escapee running:', open(f'/proc/{escapee}/cmdline').read().split(chr(0))[0], flush=True)\n"
         "os._exit(0)\n"
     )
-    result = score(escape)
-    assert not result.passed and "exited with status 0 before the tests finished" in result.explanation
+    result = sandbox.run_python(escape, timeout_s=TIMEOUT_S)
+    assert "escapee running: sleep" in result.stdout, result.stderr  # the escape worked inside
+    assert_no_survivors(duration)  # and did not outlive its item
+    scored = score(escape)
+    assert not scored.passed and "exited with status 0 before the tests finished" in scored.explanation
     assert_no_survivors(duration)
 
 
