@@ -266,5 +266,7 @@ def test_a_whole_run_survives_every_attack(isolation_mode, planted, write_suite,
         if name != "honest":
             assert record["passed"] is False, (name, explanation)
     assert planted["secret"] not in result.output
+    assert json.loads((run_dir / "manifest.json").read_text())["sandbox"] == isolation_mode  # the run says how
+    assert f"model-written code ran under: {isolation_mode} isolation" in result.output
     assert not Path(planted["target"]).exists()
     assert_no_survivors(duration)

@@ -92,4 +92,5 @@ def _validate(params: dict[str, Any], suite: Any) -> str | None:
 
 
 code.blocking = True  # type: ignore[attr-defined]  # runs a subprocess: off the event loop
+code.sandboxed = True  # type: ignore[attr-defined]  # runs model-written code: the manifest names the isolation
 code.validate_params = _validate  # type: ignore[attr-defined]
