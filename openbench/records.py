@@ -116,6 +116,7 @@ class Timing:
     ttft_s: float | None = None
     itl_s: float | None = None
     chunks: int = 0
+    thinking_s: float | None = None  # send → first reasoning delta, where the stream shows it
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,11 @@ class Completion:
     usage: Usage
     timing: Timing
     finish_reason: str | None = None
+    throttle_s: float | None = None  # the vendor's rate-limit headers ask to wait this long before the next request
     tool_calls: tuple[ToolCall, ...] = ()
     #: How a ``response_format`` was honoured (see ``StructuredMode``); None when none was asked.
     structured_output: str | None = None
-    #: What the provider changed on the way (e.g. merged turns), for the record's ``extra.notes``.
+    #: What the provider changed on the way (e.g. merged turns), for the record's ``notes``.
     notes: tuple[str, ...] = ()
 
     def tool_calls_json(self) -> list[dict[str, Any]] | None:
@@ -141,6 +143,18 @@ class ScoreResult:
     value: float
     passed: bool
     explanation: str = ""
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    """What a judge's calls for one item used, kept apart from the candidate's own tokens and cost."""
+
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_s: float
 
 
 @dataclass(frozen=True)
@@ -158,6 +172,7 @@ class ItemResult:
     error_kind: str | None = None
     latency_s: float | None = None
     ttft_s: float | None = None
+    thinking_s: float | None = None
     itl_s: float | None = None
     tpot_s: float | None = None
     output_tps: float | None = None
@@ -172,16 +187,23 @@ class ItemResult:
     wall_s: float | None = None
     finish_reason: str | None = None
     started_at: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    structured_output: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    cluster: str | None = None
+    judge: JudgeUsage | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # [{name, arguments, invalid_json, id}]
+    structured_output: str | None = None  # how a response_format was honoured (StructuredMode)
+    notes: list[str] | None = None  # what the provider changed on the way (e.g. merged turns)
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.task, self.case_id, self.model)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Written once per item on the request path: a flat copy is ~10x cheaper than dataclasses.asdict.
+        data = dict(self.__dict__)
+        data["scores"] = dict(self.scores)
+        if self.judge is not None:
+            data["judge"] = dict(self.judge.__dict__)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemResult:
@@ -192,8 +214,14 @@ class ItemResult:
         # Reports read every record of a run; filling __dict__ directly is ~5x faster than the
         # frozen dataclass's __init__, and these fields were written by ``to_dict``.
         record = object.__new__(cls)
-        values = {**_DEFAULTS, "scores": {}, "extra": {}}
+        values = {**_DEFAULTS, "scores": {}}
         values.update(data if data.keys() <= _ITEM_FIELDS else {k: v for k, v in data.items() if k in _ITEM_FIELDS})
+        old = data.get("extra")
+        if old:  # records written before the cluster label and judge usage had fields of their own
+            values["cluster"] = values["cluster"] if values["cluster"] is not None else old.get("cluster")
+            values["judge"] = values["judge"] or old.get("judge")
+        if values["judge"] is not None:
+            values["judge"] = JudgeUsage(**values["judge"])
         object.__setattr__(record, "__dict__", values)
         return record
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable
 
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 
 ALL_TASKS = "(all)"
@@ -44,6 +45,9 @@ class SummaryRow:
     selfhost_dedicated_per_task_usd: float | None
     monthly_cost_usd: float | None
     judge_cost_usd: float | None  # total for this row's items, apart from the model's own cost
+    reasoning_tokens_per_task: float | None = None  # a subset of output_tokens_per_task
+    thinking_p50_s: float | None = None  # send → first reasoning delta, where the stream shows it
+    endpoint: str | None = None  # where an API model's answers came from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +59,7 @@ COLUMNS = [f.name for f in fields(SummaryRow)]
 class _Group:
     __slots__ = (
         "items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n",
-        "lat_sum", "judge_cost", "judge_unknown",
+        "lat_sum", "judge_cost", "judge_unknown", "reasoning", "thinking",
     )
 
     def __init__(self) -> None:
@@ -70,14 +74,16 @@ class _Group:
         self.lat_sum = 0.0
         self.judge_cost: float | None = None
         self.judge_unknown = False
+        self.reasoning: list[int] = []
+        self.thinking: list[float] = []
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
-        judge = r.extra.get("judge") if r.extra else None
-        if judge:
-            if judge.get("cost_usd") is None:
+        judge = r.judge
+        if judge is not None:
+            if judge.cost_usd is None:
                 self.judge_unknown = True
-            self.judge_cost = (self.judge_cost or 0.0) + (judge.get("cost_usd") or 0.0)
+            self.judge_cost = (self.judge_cost or 0.0) + (judge.cost_usd or 0.0)
         if r.error is not None:
             self.errors += 1
             return
@@ -93,10 +99,13 @@ class _Group:
                 self.ttft.append(r.ttft_s)
             if r.output_tps is not None:
                 self.tps.append(r.output_tps)
+            if r.thinking_s is not None:
+                self.thinking.append(r.thinking_s)
         if r.input_tokens is not None:
             self.tin.append(r.input_tokens)
         if r.output_tokens is not None:
             self.tout.append(r.output_tokens)
+            self.reasoning.append(r.reasoning_tokens)
         if r.cost_usd is not None:
             self.cost += r.cost_usd
             self.cost_n += 1
@@ -104,15 +113,14 @@ class _Group:
 
 def summarise(
     records: Iterable[ItemResult],
-    manifest: dict[str, Any] | None = None,
+    manifest: RunManifest | None = None,
     volume_per_month: float | None = None,
     confidence: float = 0.95,
 ) -> list[SummaryRow]:
     """Rows per (task, model) in suite order, then one overall row per model."""
     from openbench import pricing, stats
 
-    manifest = manifest or {}
-    models = {m["id"]: m for m in manifest.get("models", [])}
+    models = {m.id: m for m in manifest.models} if manifest is not None else {}
     groups: dict[tuple[str, str], _Group] = {}
     overall: dict[str, _Group] = {}
     for r in records:
@@ -121,19 +129,18 @@ def summarise(
     model_lat = {m: g.lat_sum for m, g in overall.items()}
 
     def row(task: str, model: str, g: _Group) -> SummaryRow:
-        info = models.get(model, {})
+        info = models.get(model)
         est = stats.mean_ci(g.scores, confidence) if g.scores else None
         ok = g.items - g.errors
         mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
         api_cost = g.cost / g.cost_n if g.cost_n and g.cost_n == ok else None
         usage = dedicated = None
-        hw = info.get("hardware_profile")
-        if hw and info.get("busy_s") and model_lat.get(model):
+        if info is not None and info.hardware_profile and info.busy_s and model_lat.get(model):
             # A task's share of the model's busy time is its share of the summed item latencies.
             share = g.lat_sum / model_lat[model]
-            busy_per_task = info["busy_s"] * share / max(1, len(g.latency))
+            busy_per_task = info.busy_s * share / max(1, len(g.latency))
             costs = pricing.self_hosted_cost_per_task(
-                pricing.Hardware(**hw), busy_per_task, info.get("utilisation") or pricing.DEFAULT_UTILISATION
+                info.hardware_profile, busy_per_task, info.utilisation or pricing.DEFAULT_UTILISATION
             )
             usage, dedicated = costs.usage_usd, costs.dedicated_usd
         per_task, basis = (api_cost, "api") if api_cost is not None else (dedicated, "dedicated" if dedicated is not None else None)
@@ -141,8 +148,8 @@ def summarise(
         return SummaryRow(
             task=task,
             model=model,
-            provider=info.get("provider"),
-            status=info.get("status"),
+            provider=info.provider if info else None,
+            status=info.status if info else None,
             items=g.items,
             scored=len(g.scores),
             errors=g.errors,
@@ -167,9 +174,12 @@ def summarise(
             selfhost_dedicated_per_task_usd=dedicated,
             monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
             judge_cost_usd=None if g.judge_unknown else g.judge_cost,
+            reasoning_tokens_per_task=mean(g.reasoning),
+            thinking_p50_s=stats.percentile(g.thinking, 50),
+            endpoint=info.endpoint if info else None,
         )
 
-    task_order = {t: i for i, t in enumerate(manifest.get("tasks", []))}
+    task_order = {t: i for i, t in enumerate(manifest.tasks if manifest is not None else [])}
     model_order = {m: i for i, m in enumerate(models)}
     keys = sorted(groups, key=lambda k: (task_order.get(k[0], 1e9), k[0], model_order.get(k[1], 1e9), k[1]))
     rows = [row(t, m, groups[(t, m)]) for t, m in keys]

@@ -251,8 +251,8 @@ def test_history_with_tool_results_and_merged_turns(server: FakeServer, invoke, 
     assert a_body["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": '{"status": "in transit"}'}]
     assert a_body["messages"][4]["content"] == "Thanks.\n\nRepeat: ok then"  # merged, and said so
     claude = outcome.of("claude")["1"]
-    assert claude["extra"]["notes"] == ["1 adjacent same-role turn(s) merged for Anthropic's alternating turns"]
-    assert "notes" not in outcome.of("gpt")["1"]["extra"]
+    assert claude["notes"] == ["1 adjacent same-role turn(s) merged for Anthropic's alternating turns"]
+    assert outcome.of("gpt")["1"]["notes"] is None
     assert all(r["passed"] for r in outcome.records)
 
 

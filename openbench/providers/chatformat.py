@@ -117,7 +117,7 @@ def anthropic_conversation(messages: tuple[Message, ...]) -> tuple[str, list[dic
     return system, out, merges
 
 
-def anthropic_tool_fields(request: ChatRequest) -> dict[str, Any]:
+def anthropic_tool_fields(request: ChatRequest, can_force: bool = True) -> dict[str, Any]:
     """``tools`` and ``tool_choice``; a response format (without other tools) becomes a forced tool."""
     body: dict[str, Any] = {}
     tools = [{"name": t.name, "input_schema": t.parameters} | ({"description": t.description} if t.description else {}) for t in request.tools]
@@ -129,7 +129,7 @@ def anthropic_tool_fields(request: ChatRequest) -> dict[str, Any]:
     elif choice:
         body["tool_choice"] = {"type": "tool", "name": choice}
     fmt = request.response_format
-    if fmt is not None and anthropic_structured_mode(request) == StructuredMode.FORCED_TOOL:
+    if fmt is not None and anthropic_structured_mode(request, can_force) == StructuredMode.FORCED_TOOL:
         tools.append({"name": fmt.name, "description": "Give the answer as this tool's input.", "input_schema": _object_schema(fmt.schema)})
         body["tool_choice"] = {"type": "tool", "name": fmt.name}
     if tools:
@@ -137,11 +137,12 @@ def anthropic_tool_fields(request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-def anthropic_structured_mode(request: ChatRequest) -> str | None:
-    """Forced tool when the task offers no tools of its own (a forced answer tool would stop them being called)."""
+def anthropic_structured_mode(request: ChatRequest, can_force: bool = True) -> str | None:
+    """Forced tool when the task offers no tools of its own (a forced answer tool would stop them being called)
+    and the model may be forced (not with extended thinking)."""
     if request.response_format is None:
         return None
-    return StructuredMode.NOT_SENT if request.tools else StructuredMode.FORCED_TOOL
+    return StructuredMode.NOT_SENT if request.tools or not can_force else StructuredMode.FORCED_TOOL
 
 
 def _object_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -149,10 +150,12 @@ def _object_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema if schema.get("type") == "object" else {"type": "object", "properties": {"value": schema}, "required": ["value"]}
 
 
-def forced_tool_answer(request: ChatRequest, calls: tuple[ToolCall, ...]) -> tuple[str | None, tuple[ToolCall, ...]]:
+def forced_tool_answer(
+    request: ChatRequest, calls: tuple[ToolCall, ...], can_force: bool = True
+) -> tuple[str | None, tuple[ToolCall, ...]]:
     """(answer text, remaining calls): the forced response-format tool's input is the answer, as JSON."""
     fmt = request.response_format
-    if fmt is None or anthropic_structured_mode(request) != StructuredMode.FORCED_TOOL:
+    if fmt is None or anthropic_structured_mode(request, can_force) != StructuredMode.FORCED_TOOL:
         return None, calls
     for call in calls:
         if call.name == fmt.name:

@@ -10,38 +10,41 @@ import os
 from typing import Any
 
 from openbench.errors import OpenbenchError
-from openbench.providers.base import AttemptError
+from openbench.providers.base import AttemptError, Provider
+from openbench.providers.sse import DONE, SDKProvider, events, throttle_from
 from openbench.providers.chatformat import OpenAIToolCallDeltas, openai_messages, openai_tool_fields
-from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events, sdk_kwargs
 from openbench.records import ChatRequest, Completion, StructuredMode, Usage
 from openbench.timing import AttemptClock
 
 
 class OpenAIProvider(SDKProvider):
     sdk_name, key_env, base_url_env = "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"
+    default_endpoint, vendor = "https://api.openai.com/v1", "openai"
+    options = SDKProvider.options | {"sampling", "reasoning_effort"}
 
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         return sdk.AsyncOpenAI(**kwargs)
 
-    def _stream_method(self) -> Any:
-        return self.client.chat.completions.with_streaming_response.create
+    def token_counter(self) -> tuple[Any, str]:
+        enc = _tiktoken_encoding(self.spec.model)
+        if enc is None:
+            return None, "approximation"
+        # Chat formatting adds about 3 tokens per message and 3 to prime the reply.
+        return (lambda r: sum(len(enc.encode(m.content)) + 3 for m in r.messages) + 3), "tiktoken"
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        s = request.sampling
+    api_path = "/chat/completions"
+
+    def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.spec.model,
             "messages": openai_messages(request.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
-            "temperature": s.temperature,
-            self._max_tokens_field: s.max_tokens,
+            self._max_tokens_field: request.sampling.max_tokens,
         }
-        if s.seed is not None:
-            body["seed"] = s.seed
-        if s.top_p is not None:
-            body["top_p"] = s.top_p
-        if s.stop:
-            body["stop"] = list(s.stop)
+        body.update((name, value) for name, value in params.items() if value is not None)
+        if self.spec.reasoning_effort is not None:
+            body["reasoning_effort"] = self.spec.reasoning_effort
         body.update(openai_tool_fields(request))
         body.update(self.spec.params)
         return body
@@ -49,39 +52,33 @@ class OpenAIProvider(SDKProvider):
     _max_tokens_field = "max_completion_tokens"
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
-        import openai
+        return await self._exchange(request, clock, lambda response: self._read(response, clock, request))
 
-        body = self._body(request)
+    async def _read(self, response: Any, clock: AttemptClock, request: ChatRequest) -> Completion:
         parts: list[str] = []
         tool_deltas = OpenAIToolCallDeltas()
         usage = None
         finish = None
         done = False
-        clock.restart()  # restarted again by the transport when the request is really sent
-        sending = SENDING.set(clock)
-        try:
-            async with self._create(**sdk_kwargs(self._named, body)) as response:
-                async for event in events(response.iter_lines()):
-                    if event is DONE:
-                        done = True
-                        break
-                    if "error" in event and not event.get("choices"):
-                        raise AttemptError("server", f"error in stream: {event['error']}", retryable=True)
-                    for choice in event.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            clock.chunk()
-                            parts.append(text)
-                        if delta.get("tool_calls") and tool_deltas.add(delta["tool_calls"]):
-                            clock.chunk()  # a tool-call delta is the model's first token as much as text is
-                        finish = choice.get("finish_reason") or finish
-                    if event.get("usage"):
-                        usage = event["usage"]
-        except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes unclassified
-            raise classify(exc, openai, self._key) from None
-        finally:
-            SENDING.reset(sending)
+        async for event in events(response.lines):
+            if event is DONE:
+                done = True
+                break
+            if "error" in event and not event.get("choices"):
+                raise AttemptError("server", f"error in stream: {event['error']}", retryable=True)
+            for choice in event.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                if text:
+                    clock.chunk()
+                    parts.append(text)
+                elif delta.get("reasoning_content") or delta.get("reasoning"):
+                    clock.thought()  # servers that stream the reasoning (vLLM, SGLang) show when it began
+                if delta.get("tool_calls") and tool_deltas.add(delta["tool_calls"]):
+                    clock.chunk()  # a tool-call delta is the model's first token as much as text is
+                finish = choice.get("finish_reason") or finish
+            if event.get("usage"):
+                usage = event["usage"]
         timing = clock.finish()
         if not done and finish is None and usage is None:
             raise AttemptError("stream_cut", "the stream ended before a finish reason, usage or [DONE]", retryable=True)
@@ -90,6 +87,7 @@ class OpenAIProvider(SDKProvider):
             usage=_usage(usage),
             timing=timing,
             finish_reason=finish,
+            throttle_s=throttle_from(response.headers),
             tool_calls=tool_deltas.calls(),
             structured_output=self._structured_mode if request.response_format else None,
         )
@@ -101,10 +99,15 @@ class OpenAIProvider(SDKProvider):
 class OpenAICompatibleProvider(OpenAIProvider):
     """vLLM, SGLang, TGI, Ollama, llama.cpp server, ``transformers serve``: the OpenAI API at ``base_url``."""
 
-    self_hosted = True
+    key_env = None  # a key is optional here
+    options = frozenset({"base_url", "api_key_env", "sampling", "reasoning_effort"})
+    default_endpoint, vendor = None, None  # no vendor default: the endpoint is the point
     _max_tokens_field = "max_tokens"  # what every compatible server understands
     # vLLM and SGLang enforce response_format; other servers may ignore it, so it counts as requested only.
     _structured_mode = StructuredMode.REQUESTED
+
+    def billing(self) -> str:
+        return Provider.billing(self)
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env) if self.spec.api_key_env else None
@@ -130,3 +133,20 @@ def _usage(raw: dict[str, Any] | None) -> Usage:
         cached_input_tokens=prompt_details.get("cached_tokens") or 0,
         reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
     )
+
+
+def _tiktoken_encoding(model: str) -> Any:
+    """A tiktoken encoder if its files are already cached locally (tiktoken would otherwise download them)."""
+    from pathlib import Path
+
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "data-gym-cache")
+    if not Path(cache).is_dir() or not any(Path(cache).iterdir()):
+        return None
+    try:
+        return tiktoken.encoding_for_model(model)
+    except Exception:  # noqa: BLE001 - unknown model or missing file: fall back to the approximation
+        return None
