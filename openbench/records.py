@@ -91,6 +91,17 @@ class ChatRequest:
     tool_choice: str | None = None
     response_format: ResponseFormat | None = None
 
+    @property
+    def extra_chars(self) -> int:
+        """Prompt characters beside the turns' text: tool definitions, tool-call arguments, the answer's schema.
+
+        Vendors bill them as input tokens, so estimates and budgets count them (as JSON text).
+        """
+        parts = [dataclasses.asdict(t) for t in self.tools] + [c.arguments for m in self.messages for c in m.tool_calls]
+        if self.response_format is not None:
+            parts.append(self.response_format.schema)
+        return sum(len(json.dumps(p)) for p in parts)
+
 
 @dataclass(frozen=True)
 class Usage:

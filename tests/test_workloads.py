@@ -390,3 +390,69 @@ def test_tool_call_scorer_typed_comparison_and_partial_credit() -> None:
 
     assert no_tool_call("hello", {}, tool_calls=[]).passed
     assert not no_tool_call("", {}, tool_calls=_calls(("f", {}))).passed
+
+
+# -- the examples against the loopback server -----------------------------------------------------
+
+ISSUES = {"arrived": "not_delivered", "damaged": "damaged", "cancel": "cancel", "billed": "billing"}
+
+
+def _example_answer(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The claim a careful model would extract from the ticket in a request of extraction.yaml."""
+    text = last_user_text(body)
+    if "Ticket:" not in text:
+        return None
+    issue = next((v for k, v in ISSUES.items() if k in text), "other")
+    return {"order_id": re.search(r"\d{5}", text).group(0), "email": re.search(r"[\w.]+@[\w.]+\w", text).group(0), "issue": issue}
+
+
+def _example_reply(body: dict[str, Any]) -> str:
+    claim = _example_answer(body)
+    if claim is not None:
+        return json.dumps(claim)
+    return "It usually takes 3 days; you can track it, and we will open a claim: the change is free, or a refund."
+
+
+def _example_tool_calls(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    names = [t.get("name") or t.get("function", {}).get("name") for t in body.get("tools") or ()]
+    if "claim" in names:  # Anthropic's forced answer tool
+        return [{"name": "claim", "arguments": _example_answer(body)}]
+    found = re.search(r"\d{5}", last_user_text(body))
+    return [{"name": "lookup_order", "arguments": {"order_id": found.group(0)}}] if names and found else None
+
+
+@pytest.mark.parametrize("example", ["support-conversation", "order-lookup", "extraction"])
+def test_examples_run_on_both_apis_against_the_loopback_server(example: str, server: FakeServer, invoke, tmp_path: Path) -> None:
+    server.reply_fn, server.tool_calls_fn = _example_reply, _example_tool_calls
+    out = tmp_path / "out"
+    result = invoke("run", EXAMPLES / f"{example}.yaml", "--model", "gpt-4o-mini", "--model", "claude-haiku-4-5", "--out", out, "--no-cache")
+    assert result.exit_code == 0, result.output
+    outcome = read_run(out, 0, result.output)
+    assert len(outcome.records) == 2 * len({(r["task"], r["case_id"]) for r in outcome.records})
+    for rec in outcome.records:
+        assert rec["error"] is None and rec["passed"] is True, rec
+        assert rec["ttft_s"] is not None and rec["cost_usd"] > 0
+    server.wait_idle()
+    sent = completions(server)
+    if example == "support-conversation":
+        longest = max((r.body for r in sent if r.api == "openai"), key=lambda b: len(b["messages"]))
+        assert [m["role"] for m in longest["messages"]] == ["system", "user", "assistant", "user", "assistant", "user"]
+    elif example == "order-lookup":
+        assert sum(1 for r in outcome.records if r["tool_calls"]) == 2 * 4
+    else:
+        modes = {m["id"]: m["structured_output"]["claim"]["mode"] for m in outcome.manifest["models"]}
+        assert modes == {"gpt-4o-mini": "json_schema_strict", "claude-haiku-4-5": "forced_tool"}
+
+
+def test_estimates_count_tool_definitions_and_schemas(invoke) -> None:
+    """Vendors bill tool definitions and response schemas as input: the estimate counts them."""
+    from openbench.estimate import estimate, suite_requests
+    from openbench.suite import load_suite
+
+    suite = load_suite(EXAMPLES / "order-lookup.yaml")
+    requests = suite_requests(suite)
+    text_only = sum(len(m.content) for _, r in requests for m in r.messages)
+    tools = sum(r.extra_chars for _, r in requests)
+    assert tools > text_only  # two tool schemas outweigh these short tickets
+    (gpt,) = [e for e in estimate(suite, requests, [suite.model("gpt-4o-mini")])]
+    assert gpt.input_tokens >= (text_only + tools) // 4
