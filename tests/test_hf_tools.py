@@ -123,3 +123,22 @@ def test_hf_grammar_holds_answers_to_the_schema(write_suite, invoke, tmp_path: P
     assert all(isinstance(json.loads(r["output"])["sum"], int) for r in held)
     assert manifest["held"]["structured_output"] == {"sum": {"mode": "grammar", "enforced": True}}
     assert manifest["free"]["structured_output"] == {"sum": {"mode": "not_sent", "enforced": False}}
+
+
+def test_tool_call_tags_survive_when_the_tokenizer_marks_them_special() -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from openbench.providers.chatformat import decode_keeping_tool_tags, parse_tagged_tool_calls
+
+    words = ["<pad>", "</s>", "<tool_call>", "</tool_call>", '{"name":', '"ping",', '"arguments":', "{}}", "ok"]
+    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<pad>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="</s>", pad_token="<pad>", additional_special_tokens=["<tool_call>", "</tool_call>"]
+    )
+    ids = tok.encode('ok <tool_call> {"name": "ping", "arguments": {}} </tool_call> </s>')
+    assert "<tool_call>" not in tok.decode(ids, skip_special_tokens=True)  # what a plain decode would lose
+    text, calls = parse_tagged_tool_calls(decode_keeping_tool_tags(tok, ids))
+    assert text == "ok" and [(c.name, c.arguments) for c in calls] == [("ping", {})]

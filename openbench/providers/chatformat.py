@@ -226,6 +226,15 @@ def template_reads_tools(tokenizer: Any) -> bool:
     return any("tools" in meta.find_undeclared_variables(env.parse(source)) for source in sources)
 
 
+def decode_keeping_tool_tags(tokenizer: Any, ids: list[int]) -> str:
+    """Decoded text without special tokens, except ``<tool_call>`` tags (some tokenizers mark them special)."""
+    text = tokenizer.decode(ids, skip_special_tokens=False)
+    for special in tokenizer.all_special_tokens:
+        if special not in ("<tool_call>", "</tool_call>"):
+            text = text.replace(special, "")
+    return text
+
+
 def parse_tagged_tool_calls(text: str) -> tuple[str, tuple[ToolCall, ...]]:
     """(remaining text, calls) from Hermes/Qwen-style ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
 

@@ -20,7 +20,13 @@ from typing import Any
 
 from openbench.errors import MissingDependency, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.chatformat import hf_messages, hf_tools, parse_tagged_tool_calls, template_reads_tools
+from openbench.providers.chatformat import (
+    decode_keeping_tool_tags,
+    hf_messages,
+    hf_tools,
+    parse_tagged_tool_calls,
+    template_reads_tools,
+)
 from openbench.providers.tokens import fast_counter, save_tokenizer, tokenizer_folder
 from openbench.records import ChatRequest, Completion, Sampling, StructuredMode, Usage
 from openbench.timing import AttemptClock
@@ -340,7 +346,7 @@ class HFProvider(Provider):
         completions = []
         for ids, row, clock, n_in, request in zip(new, streamer.rows, clocks, prompt_lens, requests):
             ids = ids[: row.tokens]
-            text = tok.decode(ids, skip_special_tokens=True)
+            text = decode_keeping_tool_tags(tok, ids) if request.tools else tok.decode(ids, skip_special_tokens=True)
             text, stopped = _apply_stop(text, sampling.stop)
             if row.first is not None:
                 clock.first, clock.last, clock.chunks = row.first, row.last, row.content_tokens
