@@ -18,7 +18,7 @@ class ToolCall:
     that was not valid JSON (``invalid_json`` is then True)."""
 
     name: str
-    arguments: Any
+    arguments: Any = field(hash=False)  # a dict is not hashable; messages are (they key memos)
     invalid_json: bool = False
     id: str | None = None
 
@@ -200,6 +200,7 @@ class ItemResult:
     started_at: str | None = None
     cluster: str | None = None
     judge: JudgeUsage | None = None
+    prompt_sha256: str | None = None  # what was sent: the rendered prompt (local models) or the messages (APIs)
     tool_calls: list[dict[str, Any]] | None = None  # [{name, arguments, invalid_json, id}]
     structured_output: str | None = None  # how a response_format was honoured (StructuredMode)
     notes: list[str] | None = None  # what the provider changed on the way (e.g. merged turns)
