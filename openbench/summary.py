@@ -1,8 +1,10 @@
 """From records to one row per task × model (plus an overall row per model).
 
 Every figure in tables, CSVs and reports comes from here, so they all agree.
-Quality is averaged over scored items only; errors are counted apart and never
-scored 0. Cached replays count for quality and cost, never for latency.
+An errored item (timeout, refusal by the API, a broken stream...) scores 0 and
+fails: a model that answers 70% of requests is not as good as one that answers
+all of them. The ``*_excl_errors`` fields are the secondary view, over scored
+items only. Cached replays count for quality and cost, never for latency.
 """
 
 from __future__ import annotations
@@ -13,6 +15,20 @@ from typing import Any, Iterable
 from openbench.records import ItemResult
 
 ALL_TASKS = "(all)"
+# A model that ran but whose errors exceed this share of its items is "degraded"; all items errored: "failed".
+DEGRADED_ERROR_SHARE = 0.05
+
+
+def model_status(status: str | None, items: int, errors: int) -> str | None:
+    """A finished model's status, told by its records: "failed" when every item errored,
+    "degraded" above DEGRADED_ERROR_SHARE, else what the run recorded."""
+    if status not in ("ok", None) or not items:
+        return status
+    if errors == items:
+        return "failed"
+    if errors / items > DEGRADED_ERROR_SHARE:
+        return "degraded"
+    return status
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,9 @@ class SummaryRow:
     selfhost_dedicated_per_task_usd: float | None
     monthly_cost_usd: float | None
     judge_cost_usd: float | None  # total for this row's items, apart from the model's own cost
+    error_rate: float | None = None
+    quality_excl_errors: float | None = None  # secondary view: errored items left out
+    pass_rate_excl_errors: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +141,8 @@ def summarise(
 
     def row(task: str, model: str, g: _Group) -> SummaryRow:
         info = models.get(model, {})
-        est = stats.mean_ci(g.scores, confidence) if g.scores else None
+        graded = g.scores + [0.0] * g.errors  # an errored item scores 0 and fails
+        est = stats.mean_ci(graded, confidence) if graded else None
         ok = g.items - g.errors
         mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
         api_cost = g.cost / g.cost_n if g.cost_n and g.cost_n == ok else None
@@ -137,12 +157,12 @@ def summarise(
             )
             usage, dedicated = costs.usage_usd, costs.dedicated_usd
         per_task, basis = (api_cost, "api") if api_cost is not None else (dedicated, "dedicated" if dedicated is not None else None)
-        pass_rate = g.passed / len(g.scores) if g.scores else None
+        pass_rate = g.passed / len(graded) if graded else None
         return SummaryRow(
             task=task,
             model=model,
             provider=info.get("provider"),
-            status=info.get("status"),
+            status=model_status(info.get("status"), overall[model].items, overall[model].errors) if model in overall else info.get("status"),
             items=g.items,
             scored=len(g.scores),
             errors=g.errors,
@@ -167,6 +187,9 @@ def summarise(
             selfhost_dedicated_per_task_usd=dedicated,
             monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
             judge_cost_usd=None if g.judge_unknown else g.judge_cost,
+            error_rate=g.errors / g.items if g.items else None,
+            quality_excl_errors=sum(g.scores) / len(g.scores) if g.scores else None,
+            pass_rate_excl_errors=g.passed / len(g.scores) if g.scores else None,
         )
 
     task_order = {t: i for i, t in enumerate(manifest.get("tasks", []))}
