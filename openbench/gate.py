@@ -7,8 +7,9 @@ scoring 0. A two-sided ``confidence`` interval makes it a one-sided test at
 clusters) it never passes. When the number of items is too small to detect a
 drop of ``margin``, the gate says so instead of letting noise decide.
 
-Errors have a rule of their own, per task: the upper bound of the interval of
-(candidate − baseline) error rate must stay within ``max_error_increase``.
+Errors have a rule of their own, per task: when the candidate errors more often
+than the baseline, the upper bound of the interval of (candidate − baseline)
+error rate must stay within ``max_error_increase``.
 """
 
 from __future__ import annotations
@@ -152,15 +153,17 @@ def _quality(tc: TaskComparison, rules: GateRules) -> tuple[RuleResult, str | No
 
 
 def _errors(tc: TaskComparison, rules: GateRules) -> RuleResult:
-    """Error rates, paired: the upper bound of (candidate − baseline) must stay within the allowance."""
+    """Error rates, paired. Errors already count as failures in quality; this rule adds that when the
+    candidate errors more often than the baseline, the upper bound of the increase stays within the allowance."""
     e = tc.error_diff
-    ok = e is not None and e.hi is not None and e.hi <= rules.max_error_increase
+    no_excess = e is not None and (e.mean is None or e.mean <= 0)
+    ok = no_excess or (e is not None and e.hi is not None and e.hi <= rules.max_error_increase)
     base_n = tc.baseline.items if tc.baseline else "?"
     cand_n = tc.candidate.items if tc.candidate else "?"
     detail = (
         f"candidate {tc.candidate_errors}/{cand_n} items errored, baseline {tc.baseline_errors}/{base_n}; "
         f"increase {_pts(e.mean if e else None)} points, {rules.confidence:.0%} CI [{_pts(e.lo if e else None)}, "
-        f"{_pts(e.hi if e else None)}]; needs upper bound ≤ {rules.max_error_increase * 100:+.1f}"
+        f"{_pts(e.hi if e else None)}]; when above 0, needs upper bound ≤ {rules.max_error_increase * 100:+.1f}"
     )
     return RuleResult("errors", tc.task, ok, detail)
 

@@ -359,6 +359,36 @@ def cluster_codes(labels: Sequence[Hashable]) -> tuple[np.ndarray, int]:
     return inverse, len(codes)
 
 
+def _score_z(up: np.ndarray, down: np.ndarray, n: int, d0: np.ndarray) -> np.ndarray:
+    """Tango's (1998) score statistic for H0: p(candidate only) - p(baseline only) = d0.
+
+    ``q`` is the restricted maximum-likelihood p(baseline only) under H0, the positive root
+    of 2n q^2 + (d0 (2n - up + down) - (up + down)) q - down d0 (1 - d0) = 0.
+    """
+    a = 2.0 * n
+    b = d0 * (2.0 * n - up + down) - (up + down)
+    c = -down * d0 * (1.0 - d0)
+    q = (-b + np.sqrt(np.maximum(b * b - 4.0 * a * c, 0.0))) / (2.0 * a)
+    var = np.maximum(n * (2.0 * q + d0 * (1.0 - d0)), 1e-300)
+    return (up - down - n * d0) / np.sqrt(var)
+
+
+def _paired_score_interval(up: np.ndarray, down: np.ndarray, n: int, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tango's score interval for a difference of paired proportions (vectorised bisection:
+    the statistic decreases in d0, is 0 at the estimate and unbounded towards -1 and 1)."""
+    est = (up - down) / n
+
+    def solve(target: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        for _ in range(60):  # 2^-60: far below any width that matters
+            mid = 0.5 * (lo + hi)
+            right = _score_z(up, down, n, mid) > target
+            lo, hi = np.where(right, mid, lo), np.where(right, hi, mid)
+        return 0.5 * (lo + hi)
+
+    edge = 1.0 - 1e-12
+    return solve(z, np.full_like(est, -edge), est), solve(-z, est, np.full_like(est, edge))
+
+
 def paired_intervals(
     diffs: np.ndarray,
     binary: bool,
@@ -367,57 +397,59 @@ def paired_intervals(
 ) -> PairedIntervals:
     """The gate's intervals for ``B`` datasets at once: ``diffs`` is ``(B, n)`` (candidate - baseline).
 
-    * ``binary`` and no clusters: Agresti-Min (2005) adjusted Wald interval for paired
-      proportions (McNemar setting), z critical value;
+    * ``binary`` and no clusters: Tango's (1998) score interval for a difference of paired
+      proportions (the McNemar setting). Wald-type intervals, even Agresti-Min's adjusted
+      one, let through ~4.5% false passes at 20 items against a nominal 2.5%; the score
+      interval stays at or below nominal, and never has zero width;
     * otherwise a t interval over units (items, or whole clusters when ``codes`` gives each
       item's cluster 0..k-1) with the cluster-robust CR1 variance of the item-weighted mean
-      and ``k - 1`` degrees of freedom.
-
-    Both add the same pseudo-observations (half an item at +1, half at -1, one at 0,
-    the Agresti-Min "add 1/2 to each cell"), so no interval has zero width, even when
-    every item scores the same on both sides; on hundreds of items the effect vanishes.
+      and ``k - 1`` degrees of freedom. It adds pseudo-observations (half an item at +1,
+      half at -1, one at 0, as Agresti-Min add 1/2 to each cell), so no interval has zero
+      width, even when every item scores the same on both sides; on hundreds of items
+      the effect is small.
     Pure numpy over the batch, so simulations call exactly what the gate calls.
     """
     _check_confidence(confidence)
     diffs = np.atleast_2d(np.asarray(diffs, dtype=float))
     b, n = diffs.shape
     nan = np.full(b, np.nan)
-    n_adj = n + 2.0
     total = diffs.sum(axis=1)
-    centre = total / n_adj  # the pseudo-observations add nothing to the sum
-    deff = None
     if binary and codes is None:
-        up = np.count_nonzero(diffs > 0, axis=1) + 0.5
-        down = np.count_nonzero(diffs < 0, axis=1) + 0.5
-        se = np.sqrt(np.maximum(up + down - (up - down) ** 2 / n_adj, 0.0)) / n_adj
+        if n < 2:
+            return PairedIntervals(total / max(n, 1), nan, nan, nan, math.nan, None)
         crit = _z_two_sided(confidence)
-        units = n
+        up = np.count_nonzero(diffs > 0, axis=1).astype(float)
+        down = np.count_nonzero(diffs < 0, axis=1).astype(float)
+        lo, hi = _paired_score_interval(up, down, n, crit)
+        return PairedIntervals(total / n, lo, hi, (hi - lo) / (2 * crit), crit, None)
+    if codes is None:
+        sums, counts, units = diffs, np.ones(n), n
     else:
-        if codes is None:
-            sums, counts, units = diffs, np.ones(n), n
-        else:
-            order = np.argsort(codes, kind="stable")
-            sorted_codes = codes[order]
-            starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-            sums = np.add.reduceat(diffs[:, order], starts, axis=1)
-            counts = np.diff(np.r_[starts, n]).astype(float)
-            units = starts.size
-        resid = sums - counts * centre[:, None]
-        pseudo = 0.5 * (1.0 - centre) ** 2 + 0.5 * (1.0 + centre) ** 2 + centre**2
-        ss = np.einsum("ij,ij->i", resid, resid) + pseudo
-        se = np.sqrt(units / max(units - 1, 1) * ss) / n_adj
-        crit = t_quantile(1.0 - (1.0 - confidence) / 2.0, units - 1) if units > 1 else math.nan
-        if codes is not None and n > 1 and units > 1:
-            # Variance inflation of the raw mean from clustering (CR1 against iid), clamped at 1
-            # so that clustering never claims more precision than independent items.
-            mean = total / n
-            raw = sums - counts * mean[:, None]
-            var_cluster = units / (units - 1) * np.einsum("ij,ij->i", raw, raw) / (n * n)
-            var_iid = diffs.var(axis=1, ddof=1) / n
-            with np.errstate(divide="ignore", invalid="ignore"):
-                deff = np.where(var_iid > 0, np.maximum(1.0, var_cluster / var_iid), 1.0)
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+        sums = np.add.reduceat(diffs[:, order], starts, axis=1)
+        counts = np.diff(np.r_[starts, n]).astype(float)
+        units = starts.size
     if units < 2:
-        return PairedIntervals(total / max(n, 1), nan, nan, nan, math.nan, deff)
+        return PairedIntervals(total / max(n, 1), nan, nan, nan, math.nan, None)
+    n_adj = n + 2.0
+    centre = total / n_adj  # the pseudo-observations add nothing to the sum
+    resid = sums - counts * centre[:, None]
+    pseudo = 0.5 * (1.0 - centre) ** 2 + 0.5 * (1.0 + centre) ** 2 + centre**2
+    ss = np.einsum("ij,ij->i", resid, resid) + pseudo
+    se = np.sqrt(units / (units - 1) * ss) / n_adj
+    crit = t_quantile(1.0 - (1.0 - confidence) / 2.0, units - 1)
+    deff = None
+    if codes is not None:
+        # Variance inflation of the raw mean from clustering (CR1 against iid), clamped at 1
+        # so that clustering never claims more precision than independent items.
+        mean = total / n
+        raw = sums - counts * mean[:, None]
+        var_cluster = units / (units - 1) * np.einsum("ij,ij->i", raw, raw) / (n * n)
+        var_iid = diffs.var(axis=1, ddof=1) / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            deff = np.where(var_iid > 0, np.maximum(1.0, var_cluster / var_iid), 1.0)
     lo = np.maximum(-1.0, centre - crit * se)
     hi = np.minimum(1.0, centre + crit * se)
     return PairedIntervals(total / n, lo, hi, se, crit, deff)
@@ -431,8 +463,8 @@ def paired_diff(
 ) -> PairedDiff:
     """Estimate ``mean(candidate - baseline)`` over paired items.
 
-    * all-binary scores, no clusters: ``method="mcnemar"``, the Agresti-Min
-      adjusted interval for paired proportions;
+    * all-binary scores, no clusters: ``method="mcnemar"``, Tango's score
+      interval for paired proportions;
     * otherwise ``method="paired-t"``: a t interval over items;
     * with ``clusters`` (one label per item, e.g. the source document or
       template an item came from): ``method="cluster-t"``, a cluster-robust
