@@ -176,9 +176,21 @@ def test_same_case_id_across_tasks_as_one_cluster(run, invoke) -> None:
 
 
 def test_items_needed_include_the_design_effect(run, invoke) -> None:
-    _, folder = _clustered_and_plain(run)
-    result = invoke("gate", folder, "-b", "base", "-c", "cand", "--overall-only", "--margin", "0.01", "--cluster-by-case")
+    import re
+
+    # The candidate times out on every item of 1 document out of 20: failures come in a cluster.
+    models = (
+        "  - {id: base, provider: fake, model: m-base, params: {accuracy: 1.0}}\n"
+        "  - {id: cand, provider: fake, model: m-cand, params: {accuracy: 1.0, error_field: slow}}"
+    )
+    files = {"cases.jsonl": _jsonl(_cases(200, doc=lambda i: f"d{i // 10}", slow=lambda i: i < 10))}
+    needed = {}
+    for label, extra in (("plain", ""), ("clustered", "    cluster_field: doc\n")):
+        _, folder = run(_suite(models, _task("qa", extra=extra)), files, name=f"{label}.yaml", out=label)
+        result = invoke("gate", folder, "-b", "base", "-c", "cand", "--margin", "0.04")
+        needed[label] = int(re.search(r"about (\d+) items are needed", result.output).group(1))
     assert "design effect" in result.output
+    assert needed["clustered"] > 3 * needed["plain"]
 
 
 def test_cluster_labels_come_from_the_current_suite_not_the_baseline_run(run, invoke, tmp_path) -> None:

@@ -38,7 +38,8 @@ def test_small_model_fails_against_base_with_reasons(run_dir: Path) -> None:
 
 
 def test_base_against_itself_passes_at_a_margin_40_items_can_resolve(run_dir: Path) -> None:
-    result = _invoke("gate", str(run_dir), "--candidate", "tiny-base", "--margin", "0.1")
+    # The suite's 2 s p95 latency limit is not what this test is about (a busy machine can exceed it).
+    result = _invoke("gate", str(run_dir), "--candidate", "tiny-base", "--margin", "0.1", "--max-p95-latency", "60")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("PASS")
     # 40 identical answers per task cannot rule out a 5-point drop: a model 8.8 points worse
