@@ -31,7 +31,8 @@ app = typer.Typer(
         "Benchmark the models you could run yourself against closed APIs, on your own tasks: "
         "quality with confidence intervals, latency (TTFT, p50/p95), tokens and $ per task.\n\n"
         "Start with:  openbench run suites/quickstart.yaml\n\n"
-        "Exit codes: 0 ok, 1 a gate or threshold failed (or the run aborted itself), 2 bad usage or configuration, "
+        "Exit codes: 0 ok, 1 a gate failed or a model of the run failed (every item errored, it could not start, or "
+        "--max-error-rate stopped it; a model skipped for a missing API key does not count), 2 bad usage or configuration, "
         "130 interrupted."
     ),
     no_args_is_help=True,
@@ -150,6 +151,8 @@ def run(
     """Run a suite: every model on every case, then print a table per task × model.
 
     Writes OUT/<run-id>/manifest.json, records.jsonl (one line per item, written as it finishes) and summary.csv.
+    An errored item counts as a failure (score 0). A model with more than 5% errored items is "degraded"; one whose
+    items all errored is "failed", and the run then exits 1.
     Paid APIs' answers are cached (see --no-cache); cached rows never count for latency.
 
     \b
@@ -272,7 +275,8 @@ def gate(
     ),
     max_error_increase: Optional[float] = typer.Option(
         None, "--max-error-increase", min=0, max=1,
-        help="Largest acceptable rise in the error rate per task, as a fraction (default 0.02); its upper bound must stay within it.",
+        help="Largest acceptable rise in the error rate per task, as a fraction (default 0.02): when the candidate errors "
+        "more often, the upper bound of the increase must stay within it.",
     ),
     max_p95_latency: Optional[float] = typer.Option(None, "--max-p95-latency", help="Candidate E2E p95 limit, seconds."),
     max_cost_per_task: Optional[float] = typer.Option(None, "--max-cost-per-task", help="Candidate $ per task limit."),
