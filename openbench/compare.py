@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from openbench.errors import OpenbenchError, RunError
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 from openbench.store import RunStore
 from openbench.summary import ALL_TASKS, SummaryRow, summarise
@@ -118,7 +119,7 @@ def cluster_ids(records: list[ItemResult], by_case: bool = False) -> list[int] |
     case id across tasks, and the clusters are the connected groups of both links.
     An item with neither link is its own cluster.
     """
-    labels = [r.extra.get("cluster") if r.extra else None for r in records]
+    labels = [r.cluster for r in records]
     if not by_case and all(label is None for label in labels):
         return None
     parent = list(range(len(records)))
@@ -175,13 +176,13 @@ def _task_differences(task: str, a: dict[str, Any], b: dict[str, Any], case_ids:
     return f"task '{task}': {', '.join(parts)} differ" if parts else None
 
 
-def _fingerprints_of(manifest: dict[str, Any]) -> tuple[dict[str, dict[str, Any]] | None, str]:
+def _fingerprints_of(manifest: RunManifest) -> tuple[dict[str, dict[str, Any]] | None, str]:
     """A run's task fingerprints: from its manifest, else from its suite file when that file is
     unchanged since the run. The second value says where they came from, or why there are none."""
-    if manifest.get("fingerprints"):
-        return manifest["fingerprints"], "manifest"
-    info = manifest.get("suite") or {}
-    path = Path(info["path"]) if info.get("path") else None
+    if manifest.fingerprints:
+        return manifest.fingerprints, "manifest"
+    info = manifest.suite
+    path = Path(info.path) if info else None
     if path is None or not path.is_file():
         return None, f"its suite file {path} is gone" if path else "its manifest names no suite"
     from openbench.suite import load_suite
@@ -190,7 +191,7 @@ def _fingerprints_of(manifest: dict[str, Any]) -> tuple[dict[str, dict[str, Any]
         suite = load_suite(path)
     except OpenbenchError:
         return None, f"its suite file {path} no longer loads"
-    if info.get("sha256") not in (None, suite.sha256):
+    if info is not None and info.sha256 != suite.sha256:
         return None, f"its suite file {path} changed since that run"
     return suite_fingerprints(suite), "suite file"
 
@@ -203,17 +204,16 @@ def _scorer_names(records: dict[tuple[str, str], ItemResult]) -> dict[str, set[s
 
 
 def suite_differences(
-    base_manifest: dict[str, Any],
-    cand_manifest: dict[str, Any],
+    base_manifest: RunManifest,
+    cand_manifest: RunManifest,
     base: dict[tuple[str, str], ItemResult],
     cand: dict[tuple[str, str], ItemResult],
 ) -> tuple[list[str], list[str]]:
     """What differs between the two runs' suites on the tasks they share, and notes on what
     could not be checked. Falls back to the records (the scorers they ran) when a suite's
     fingerprints cannot be had."""
-    if (base_manifest.get("suite") or {}).get("sha256") == (cand_manifest.get("suite") or {}).get("sha256") and not (
-        base_manifest.get("fingerprints") or cand_manifest.get("fingerprints")
-    ):
+    sha = [m.suite.sha256 if m.suite else None for m in (base_manifest, cand_manifest)]
+    if sha[0] == sha[1] and not (base_manifest.fingerprints or cand_manifest.fingerprints):
         return [], []
     tasks = sorted({t for t, _ in base} & {t for t, _ in cand})
     (fb, why_b), (fc, why_c) = _fingerprints_of(base_manifest), _fingerprints_of(cand_manifest)

@@ -126,4 +126,4 @@ def test_declared_clusters_switch_to_the_cluster_interval(write_suite, invoke, t
     assert result.exit_code == 0, result.output
     assert "cluster-t" in result.output
     record = json.loads((run / "records.jsonl").read_text().splitlines()[7])
-    assert record["extra"]["cluster"] == "d1"
+    assert record["cluster"] == "d1"
