@@ -425,4 +425,6 @@ def test_the_calibration_benchmark_simulates_the_drop_it_claims() -> None:
             cell = bench.Cell(kind, clustered, 2000, 0.2)
             cand, base = bench.simulate(rng, cell, 0.03, 200)
             assert (cand - base).mean() == pytest.approx(-0.03, abs=0.004)
-            assert (cand == 0).mean() == pytest.approx(0.2, abs=0.01) if kind == "continuous" else (cand == 0).mean() > 0.2
+            zeros = float((cand == 0).mean())
+            # Continuous scores are 0 only where an error was injected; pass/fail ones also on a wrong answer.
+            assert zeros == pytest.approx(0.2, abs=0.01) if kind == "continuous" else zeros > 0.2
