@@ -60,6 +60,7 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifes
 
 
 def execute(settings: RunSettings) -> int:
+    from openbench.compare import suite_fingerprints
     from openbench.progress import reporter_for
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
@@ -90,6 +91,7 @@ def execute(settings: RunSettings) -> int:
         suite=SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256),
         tasks=[t.name for t in suite.spec.tasks],
         gate=suite.spec.gate,
+        fingerprints=suite_fingerprints(suite),  # so a later run can check it asked the same things
         seed=suite.spec.defaults.seed,
         started_at=previous.started_at if previous else now,
         resumed_at=[*previous.resumed_at, now] if previous else [],
@@ -135,9 +137,12 @@ def execute(settings: RunSettings) -> int:
         if runner.judges:
             manifest.judges = runner.judge_entries()
         store.write_manifest(manifest)
-    rows = print_summary(store, settings.volume, manifest)
-    _count_from_rows(manifest, rows)
+    print_summary(store, settings.volume, manifest)  # also sets counts and failed/degraded statuses
     store.write_manifest(manifest)
+    failed = [m.id for m in manifest.models if m.status == "failed"]
+    if failed and code == 0:
+        print(f"\nfailed: {', '.join(failed)} (see the reasons above); exit code 1", file=sys.stderr)
+        code = 1
     if code == EXIT_INTERRUPTED:
         print(f"\ninterrupted: finished items are saved. Resume with:\n  openbench run --resume {store.path}", file=sys.stderr)
     elif runner.budget_hit:
@@ -195,7 +200,8 @@ def _merge_models(manifest: RunManifest, finished: list[ModelEntry]) -> None:
 
 
 def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
-    """Item counts come from the records (the latest per item), so a resumed run never counts twice."""
+    """Item counts come from the records (the latest per item), so a resumed run never counts twice;
+    so does a "failed" (every item errored) or "degraded" (too many errors) status."""
     from openbench.summary import ALL_TASKS
 
     overall = {r.model: r for r in rows if r.task == ALL_TASKS}
@@ -203,6 +209,8 @@ def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
         row = overall.get(entry.id)
         if row is not None:
             entry.items, entry.errors, entry.cached = row.items, row.errors, row.cached
+            if row.status != entry.status:
+                entry.status, entry.reason = row.status, f"{row.errors} of {row.items} items errored"
 
 
 def _sigterm_as_interrupt() -> None:
@@ -220,6 +228,7 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     manifest = manifest or store.read_manifest()
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
+    _count_from_rows(manifest, rows)
     write_summary(rows, store.path / SUMMARY)
     title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
     render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))
