@@ -214,3 +214,26 @@ def test_kill_and_resume_continue_to_the_same_decision(invoke, tmp_path: Path, m
     asked = [(r.body["model"], case_id_of(r)) for r in completions(srv)]
     assert len(set(asked)) == 2 * expected["sequential"]["items_used"]
     assert len(asked) - len(set(asked)) <= 2 * 8 and before >= 70
+
+
+def test_per_task_rules_each_get_a_sequence_of_their_own(write_suite, invoke, tmp_path: Path) -> None:
+    """Two tasks: a pass needs every task's lower bound above −margin and the overall one; a worse candidate fails."""
+    cases = "".join(json.dumps({"id": f"c{i}", "q": f"q{i}", "answer": str(i)}) + "\n" for i in range(400))
+    suite = write_suite(
+        "name: two\n"
+        "models:\n"
+        "  - {id: base, provider: fake, model: m, params: {accuracy: 0.9}}\n"
+        "  - {id: worse, provider: fake, model: m2, params: {accuracy: 0.5}}\n"
+        "tasks:\n"
+        "  - {name: a, prompt: '{{ q }}', data: {file: c.jsonl}, scorers: [{type: exact}]}\n"
+        "  - {name: b, prompt: 'say {{ q }}', data: {file: c.jsonl}, scorers: [{type: exact}]}\n"
+        "gate: {baseline: base, candidate: worse, margin: 0.05}\n",
+        {"c.jsonl": cases},
+    )
+    result = invoke("run", suite, "--gate", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    decision = _gate_json(tmp_path / "out")
+    quality = {r["task"]: r["passed"] for r in decision["results"] if r["rule"] == "quality non-inferiority"}
+    assert set(quality) == {"a", "b", "(all)"} and not any(quality.values())
+    assert set(decision["sequential"]["blocks"][-1]["streams"]) == {"a", "b", "(all)"}
+    assert decision["sequential"]["items_used"] < 800
