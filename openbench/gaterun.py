@@ -232,7 +232,7 @@ class SequentialGate:
                     return
         finally:
             for client in clients:
-                await client.close()
+                await runner.close_client(client)
                 if client.entry.status == "pending":
                     client.entry.status = "ok"
                 runner.reporter.model_finished(client.spec.id, client.entry.status, client.entry.reason)
@@ -364,7 +364,11 @@ class SequentialGate:
         folder = self.store.path
         for stale in ("gate.md", "gate.xml", "gate.json"):
             (folder / stale).unlink(missing_ok=True)
+        from openbench.parity import parity_warnings
+
         decision, comparison, section = self.decision()
+        manifest = self.store.read_manifest()
+        decision.warnings.extend(parity_warnings([e for e in map(manifest.model, self.models) if e is not None]))
         summary = savings_line(section)
         outputs = {
             folder / "gate.md": gate_markdown(decision, comparison) + f"\n**Sequential gate:** {summary}\n",

@@ -213,7 +213,7 @@ class Runner:
         try:
             await self.run_items(client, todo)
         finally:
-            await client.close()
+            await self.close_client(client)
         if entry.status == "pending":
             entry.status = "ok"
             if self.budget_hit:
@@ -245,6 +245,19 @@ class Runner:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             raise RunAborted(f"model '{spec.id}': {entry.reason}; finished items are saved")
+
+    async def close_client(self, client: ModelClient) -> None:
+        await client.close()
+        self._keep_rendered_prompts(client)
+
+    def _keep_rendered_prompts(self, client: ModelClient) -> None:
+        """The first prompts exactly as a local model saw them, in the run folder: ``prompts/<model>.txt``."""
+        samples = client.provider.rendered_samples()
+        if samples:
+            folder = self.store.path / "prompts"
+            folder.mkdir(exist_ok=True)
+            rule = "\n" + "-" * 72 + "\n"
+            (folder / f"{client.spec.id}.txt").write_text(rule.join(samples) + "\n", encoding="utf-8")
 
     def _budget_note(self) -> None:
         if not getattr(self, "_budget_noted", False):
@@ -283,7 +296,10 @@ class Runner:
         answer = await client.answer(request, item.case.fields)
         if answer.completion is None:
             error = answer.error
-            return ItemResult(**base, error=str(error), error_kind=error.kind, attempts=answer.attempts, wall_s=answer.wall_s)
+            return ItemResult(
+                **base, error=str(error), error_kind=error.kind, attempts=answer.attempts, wall_s=answer.wall_s,
+                prompt_sha256=answer.prompt_sha256,
+            )
         return await self._scored(base, item, request, answer)
 
     async def _scored(self, base: dict[str, Any], item: WorkItem, request: ChatRequest, answer: Any) -> ItemResult:
@@ -299,6 +315,7 @@ class Runner:
             cost_usd=answer.cost_usd,
             cached=answer.cached,
             attempts=answer.attempts,
+            prompt_sha256=answer.prompt_sha256,
             wall_s=answer.wall_s,
             finish_reason=completion.finish_reason,
         )

@@ -24,7 +24,7 @@ from openbench.pricing.rates import PriceOverride
 #: Model options that mean something to some providers only; each provider class lists those it reads.
 PROVIDER_OPTIONS = (
     "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field",
-    "sampling", "reasoning_effort", "thinking", "prompt_cache",
+    "sampling", "reasoning_effort", "thinking", "prompt_cache", "chat_template",
 )
 
 
@@ -105,6 +105,9 @@ class ModelSpec(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field("cpu", description="cpu, cuda, cuda:0, mps or auto (device_map='auto').")
     batch_size: int = Field(8, ge=1, le=4096)
+    chat_template: Literal["model", "suite-only"] = Field(
+        "model", description="suite-only: keep the template from adding a system prompt the suite did not give."
+    )
     # reference provider
     field: str | None = Field(None, description="reference provider: the case field to output.")
     # cost
