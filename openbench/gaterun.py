@@ -318,7 +318,7 @@ class SequentialGate:
     def _detail(self, b: sequential.SequenceBounds) -> str:
         return (
             f"candidate − baseline = {_pts(b.mean)} points, {b.confidence:.0%} confidence sequence (anytime-valid) "
-            f"[{_pts(b.lo)}, {_pts(b.hi)}] over {b.n} paired {'units' if self._clustered else 'items'}; "
+            f"[{_pts(b.lo)}, {_pts(b.hi)}] over {b.n} paired {'items or whole clusters' if self._clustered else 'items'}; "
             f"needs lower bound > {-self.settings.margin * 100:+.1f}"
         )
 

@@ -144,6 +144,9 @@ def test_an_equal_candidate_passes_early_and_the_saving_is_reported(server: Fake
     assert seq["usd_saved_estimate"] == pytest.approx(per_item * (N_CASES - used), rel=1e-3)
     assert f"saved {N_CASES - used} items per model" in result.output
     assert "Sequential gate" in (next(out.iterdir()) / "gate.md").read_text()
+    # A resumed sequential run continues the same sequence: other settings are refused (exit 2), not silently used.
+    again = invoke("run", "--resume", next(out.iterdir()), "--gate", "--margin", "0.1")
+    assert again.exit_code == 2 and "--margin 0.1 (the run used 0.05)" in again.output
 
 
 def test_a_worse_candidate_fails_early_with_exit_1(server: FakeServer, invoke, tmp_path: Path) -> None:
