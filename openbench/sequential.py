@@ -37,6 +37,7 @@ hundreds of simulated suites at once.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -126,12 +127,12 @@ def bounds(diffs: np.ndarray | list[float], confidence: float = 0.95) -> Sequenc
     return SequenceBounds(n, float(d.mean()), 2.0 * lo_x - 1.0, 2.0 * hi_x - 1.0, confidence)
 
 
-def _edge(rejects: object, rising: bool) -> float:
+def _edge(rejects: Callable[[float], bool], rising: bool) -> float:
     """The point in [0, 1] where a monotone reject/accept test flips (``rising``: rejects above it)."""
     a, b = 0.0, 1.0
     for _ in range(_BISECTION_STEPS):
         mid = (a + b) / 2.0
-        if rejects(mid) != rising:  # type: ignore[operator]
+        if rejects(mid) != rising:
             a = mid
         else:
             b = mid
