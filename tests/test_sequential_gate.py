@@ -240,3 +240,28 @@ def test_per_task_rules_each_get_a_sequence_of_their_own(write_suite, invoke, tm
     assert set(quality) == {"a", "b", "(all)"} and not any(quality.values())
     assert set(decision["sequential"]["blocks"][-1]["streams"]) == {"a", "b", "(all)"}
     assert decision["sequential"]["items_used"] < 800
+
+
+def test_clusters_are_one_observation_each_and_run_whole(write_suite, invoke, tmp_path: Path) -> None:
+    cases = "".join(json.dumps({"id": f"c{i}", "q": f"q{i}", "answer": str(i), "doc": f"d{i // 4}"}) + "\n" for i in range(800))
+    suite = write_suite(
+        "name: clustered\n"
+        "models:\n"
+        "  - {id: base, provider: fake, model: m, params: {accuracy: 0.9}}\n"
+        "  - {id: worse, provider: fake, model: m2, params: {accuracy: 0.4}}\n"
+        "tasks:\n"
+        "  - {name: a, prompt: '{{ q }}', data: {file: c.jsonl}, scorers: [{type: exact}], cluster_field: doc}\n"
+        "gate: {baseline: base, candidate: worse, margin: 0.05}\n",
+        {"c.jsonl": cases},
+    )
+    result = invoke("run", suite, "--gate", "--gate-block", "10", "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    seq = _gate_json(tmp_path / "out")["sequential"]
+    used = seq["items_used"]
+    assert used % 4 == 0 and used < 800
+    assert seq["blocks"][-1]["streams"]["(all)"]["n"] == used // 4  # one observation per cluster
+    records = [json.loads(x) for x in next((tmp_path / "out").iterdir()).joinpath("records.jsonl").read_text().splitlines()]
+    docs = {}
+    for r in records:
+        docs.setdefault(r["cluster"], set()).add(r["case_id"])
+    assert all(len(ids) == 4 for ids in docs.values())  # every cluster ran whole
