@@ -147,6 +147,14 @@ def run(
         None, "--utilisation", min=0.01, max=1, help="Busy share of rented self-hosted hardware (default 0.5)."
     ),
     hardware: Optional[List[str]] = HardwareOpt,
+    gate: bool = typer.Option(
+        False, "--gate", help="Sequential gate: run baseline and candidate block by block and stop once the gate is settled."
+    ),
+    gate_block: Optional[int] = typer.Option(None, "--gate-block", min=1, help="Items per block of --gate (default 20)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="--gate: baseline model id (default: the suite's gate block)."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", "-c", help="--gate: candidate model id."),
+    margin: Optional[float] = typer.Option(None, min=0.0001, max=1, help="--gate: largest acceptable quality drop (0.02 = 2 points)."),
+    confidence: Optional[float] = typer.Option(None, min=0.5, max=0.999, help="--gate: confidence level (default 0.95)."),
 ) -> None:
     """Run a suite: every model on every case, then print a table per task × model.
 
@@ -161,8 +169,19 @@ def run(
       openbench run my-suite.yaml --model gpt-4o-mini --limit 20      # a cheap first look
       openbench run my-suite.yaml --max-cost 5 --volume 1_000_000/month
       openbench run --resume results/20261125-101500-my-suite          # after Ctrl-C or a crash
+      openbench run my-suite.yaml --gate -b gpt-4o-mini -c qwen-7b --margin 0.02   # stop once settled
+
+    With --gate, exit codes are those of `openbench gate` (0 pass, 1 fail) and gate.md/.xml/.json are written.
     """
     from openbench.session import RunSettings, execute
+
+    sequential = None
+    if gate or any(v is not None for v in (gate_block, baseline, candidate, margin, confidence)):
+        if not gate and resume is None:
+            raise fail(OpenbenchError("--gate-block, --baseline, --candidate, --margin and --confidence go with --gate"))
+        from openbench.gaterun import GateOptions
+
+        sequential = GateOptions(baseline=baseline, candidate=candidate, margin=margin, confidence=confidence, block=gate_block)
 
     settings = RunSettings(
         suite=suite,
@@ -176,6 +195,7 @@ def run(
         volume=volume,
         utilisation=utilisation,
         hardware=_hardware_options(hardware),
+        gate=sequential,
     )
     try:
         code = execute(settings)

@@ -33,6 +33,7 @@ class RunSettings:
     volume: str | None = None
     utilisation: float | None = None
     hardware: dict[str, str] | None = None
+    gate: Any = None  # gaterun.GateOptions: run baseline and candidate as a sequential gate
 
 
 def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifest | None]:
@@ -68,6 +69,7 @@ def execute(settings: RunSettings) -> int:
 
     volume_per_month(settings.volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)
+    sequence = _sequential(suite, store, settings)
     options = RunOptions(
         model_ids=settings.models,
         limit=settings.limit,
@@ -83,6 +85,12 @@ def execute(settings: RunSettings) -> int:
     if store is None:  # every check has passed: only now is a run folder made
         store = RunStore.create(settings.out, new_run_id(suite.spec.name))
     runner = Runner(suite, store, options, reporter=None)  # reporter set below
+    gate_run = None
+    if sequence is not None:
+        from openbench.gaterun import SequentialGate
+
+        gate_run = SequentialGate(suite, store, *sequence, settings.limit)
+        gate_run.save()
     now = utc_now()
     manifest = RunManifest(
         run_id=store.path.name,
@@ -113,8 +121,10 @@ def execute(settings: RunSettings) -> int:
     _sigterm_as_interrupt()
     try:
         with reporter:
-            asyncio.run(runner.run())
+            asyncio.run(runner.run() if gate_run is None else gate_run.run(runner))
         manifest.status = "stopped on budget" if runner.budget_hit else "completed"
+        if gate_run is not None and gate_run.last is not None and gate_run.last.verdict != "continue":
+            manifest.status = "stopped early by the gate"
     except KeyboardInterrupt:
         manifest.status = "interrupted"
         code = EXIT_INTERRUPTED
@@ -149,7 +159,25 @@ def execute(settings: RunSettings) -> int:
         print(f"\nstopped on budget: ${runner.spent_usd:.4f} spent (--max-cost {settings.max_cost}). "
               f"Finished items are saved; resume with: openbench run --resume {store.path} --max-cost N", file=sys.stderr)
     print(f"\nresults: {store.path}", file=sys.stderr)
+    if gate_run is not None and code == 0:
+        code = gate_run.finish()
     return code
+
+
+def _sequential(suite: Any, store: RunStore | None, settings: RunSettings) -> tuple[Any, Any] | None:
+    """For ``run --gate`` (or resuming a run that was one): the sequence's settings and the gate rules."""
+    from openbench.gaterun import prepare, saved_settings
+
+    saved = saved_settings(store)
+    if settings.gate is None and saved is None:
+        return None
+    if saved is None and store is not None:
+        raise RunError(f"{store.path} was not a sequential gate run; resume it without --gate, then run `openbench gate`")
+    from openbench.gaterun import GateOptions
+
+    sequence = prepare(suite, settings.gate or GateOptions(), saved)
+    settings.models = [sequence[0].baseline, sequence[0].candidate]
+    return sequence
 
 
 def _sandbox_isolation(suite: Any) -> str | None:
