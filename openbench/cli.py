@@ -256,6 +256,9 @@ def gate(
     require_cheaper: bool = typer.Option(False, "--require-cheaper", help="Candidate must cost less per task than the baseline."),
     overall_only: bool = typer.Option(False, "--overall-only", help="Apply the quality rule overall only, not per task."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Gate on the common items when the sides differ."),
+    allow_corrupt: bool = typer.Option(
+        False, "--allow-corrupt", help="Decide even when records.jsonl has unreadable lines (they are left out)."
+    ),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the PR-comment Markdown here (default RUN/gate.md)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (default RUN/gate.xml)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the decision as JSON here (default RUN/gate.json)."),
@@ -294,6 +297,8 @@ def gate(
             rules = GateRules(**{**rules.__dict__, "require_cheaper": True})
         if overall_only:
             rules = GateRules(**{**rules.__dict__, "per_task": False})
+        if not allow_corrupt:
+            _refuse_corrupt(base.store, cand.store)
         comparison = run_compare(base, cand, rules.confidence, allow_partial)
     except OpenbenchError as exc:
         raise fail(exc) from None
@@ -311,6 +316,20 @@ def gate(
     for w in decision.warnings:
         typer.echo(f"  warning: {w}")
     raise typer.Exit(decision.exit_code)
+
+
+def _refuse_corrupt(*stores) -> None:  # noqa: ANN002 - RunStore, imported lazily
+    """A gate decides on every record or not at all: a corrupt line could hide a failure."""
+    from openbench.errors import RunError
+
+    for store in dict.fromkeys(stores):
+        corrupt = store.health().corrupt
+        if corrupt:
+            raise RunError(
+                f"{store.path / 'records.jsonl'} has {len(corrupt)} unreadable line{'s' * (len(corrupt) > 1)} "
+                f"(first: line {corrupt[0].line}, {corrupt[0].problem}); the gate will not decide on a partial record. "
+                "Repair or re-run those items, or pass --allow-corrupt to decide without them."
+            )
 
 
 def _write_all(outputs: dict[Path, str]) -> None:
