@@ -104,13 +104,17 @@ SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
 
 @app.command()
 def validate(suite: Path = SuiteArg) -> None:
-    """Check a suite (schema, data files, templates, scorers) without running anything."""
-    from openbench.data import load_cases
+    """Check a suite without running anything: what `run` checks before its first request.
+
+    Schema and duplicate keys, templates, scorers and their parameters (regexes compile, python scorers import
+    and fit), judges, data files and dataset splits, and every case field the suite reads (id_field, a model's field).
+    """
+    from openbench.data import load_all
     from openbench.suite import load_suite
 
     try:
         loaded = load_suite(suite)
-        counts = [len(load_cases(loaded, i)) for i in range(len(loaded.spec.tasks))]
+        counts = [len(cases) for cases in load_all(loaded)]
     except OpenbenchError as exc:
         raise fail(exc) from None
     spec = loaded.spec

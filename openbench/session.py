@@ -35,16 +35,24 @@ class RunSettings:
     hardware: dict[str, str] | None = None
 
 
-def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
+def _checked_suite(path: Path) -> Any:
+    """The suite, with the checks of `validate` (data included), before any request or run folder."""
+    from openbench.data import load_all
     from openbench.suite import load_suite
 
+    suite = load_suite(path)
+    load_all(suite)
+    return suite
+
+
+def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
     if settings.resume is not None:
         store = RunStore.open(settings.resume)
         manifest = store.read_manifest()
         suite_path = settings.suite or (Path(manifest["suite"]["path"]) if manifest.get("suite") else None)
         if suite_path is None:
             raise RunError(f"{settings.resume}: the manifest names no suite; pass the suite file too")
-        suite = load_suite(suite_path)
+        suite = _checked_suite(suite_path)
         if manifest.get("suite", {}).get("sha256") not in (None, suite.sha256):
             raise RunError(
                 f"{suite_path} changed since this run started; resuming would mix results of two suites. "
@@ -56,7 +64,7 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
         return suite, store, manifest
     if settings.suite is None:
         raise RunError("give a suite file, or --resume RUN_DIR")
-    suite = load_suite(settings.suite)
+    suite = _checked_suite(settings.suite)
     store = RunStore.create(settings.out, new_run_id(suite.spec.name))
     return suite, store, {}
 
