@@ -17,7 +17,7 @@ HF_OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DI
 class _Commands(typer.core.TyperGroup):
     """Lists commands in the order a new user needs them."""
 
-    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "report", "schema")
+    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "report", "rescore", "schema")
 
     def list_commands(self, ctx):  # noqa: ANN001, ANN201 - click's signature
         names = super().list_commands(ctx)
@@ -183,6 +183,38 @@ def run(
     except OpenbenchError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def rescore(
+    run_dir: Path = RunDirArg,
+    suite: Optional[Path] = typer.Option(
+        None, "--suite", "-s", help="The suite whose scorers to use (default: the one the run names in its manifest)."
+    ),
+) -> None:
+    """Score a run's stored answers again with the suite's current scorers, asking no model (judges excepted).
+
+    For a scorer that was wrong: fix it in the suite, then rescore; nobody pays for the answers twice. New records
+    are appended (the latest record of an item counts) and the manifest lists the rescore under rescored_at. The run
+    then belongs to the suite used here (its sha256 goes into the manifest), so `run --resume` accepts it.
+    The suite must still ask the same questions: change scorers, weights, labels or pass_threshold, not prompts or data.
+
+    \b
+    Examples:
+      openbench rescore results/20261125-101500-my-suite
+      openbench rescore results/20261125-101500-my-suite --suite my-suite-fixed.yaml
+    """
+    from openbench.rescore import rescore as run_rescore
+
+    try:
+        outcome = run_rescore(run_dir, suite)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    kept = [f"{n} {why}" for n, why in ((outcome.no_answer, "without an answer"), (outcome.not_in_suite, "not in the suite")) if n]
+    typer.echo(
+        f"rescored {outcome.rescored} items with {outcome.suite_path}" + (f"; kept as they were: {', '.join(kept)}" if kept else ""),
+        err=True,
+    )
 
 
 @app.command()

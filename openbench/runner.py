@@ -200,11 +200,15 @@ class Runner:
             for spec in self.models():
                 await self._run_model(spec, work)
         finally:
-            for judge in self.judges.values():
-                await judge.provider.close()
-            if self.cache is not None:
-                self.cache.close()
+            await self.close()
         return self.results
+
+    async def close(self) -> None:
+        """Release the judges' providers and the response cache."""
+        for judge in self.judges.values():
+            await judge.provider.close()
+        if self.cache is not None:
+            self.cache.close()
 
     # -- judges -----------------------------------------------------------------------------------
 
@@ -371,7 +375,7 @@ class Runner:
             return ItemResult(**base, error=str(exc), error_kind="template")
         previous = self.answered.get((item.task.name, item.case.id, spec.id))
         if previous is not None:
-            return await self._rescore(previous, item, request)
+            return await self.rescore(previous, item, request)
         key = None
         if identity is not None:
             # Providers that answer from the case (reference, fake) must not share answers between cases.
@@ -478,7 +482,7 @@ class Runner:
         out["extra"] = extra
         return out
 
-    async def _rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
-        """An item answered before whose scoring failed: score the stored answer again, never ask twice."""
+    async def rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
+        """An item answered before: score the stored answer again (judges excepted, no model is asked)."""
         scored = await self._score(item, request, previous.output or "", previous.to_dict())
         return dataclasses.replace(previous, started_at=utc_now(), **scored)

@@ -1,0 +1,95 @@
+"""``openbench rescore``: score a run's stored answers again with the suite's current scorers.
+
+No model is asked (a judge scorer excepted: it grades through the same path as in a run,
+its answers cached as usual). Each rescored item gets a new record appended to
+records.jsonl, which stays append-only; readers count the latest record of an item.
+The manifest lists every rescore under ``rescored_at`` and names the suite it used, so
+that a later ``run --resume`` continues with that suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openbench.errors import RunError
+from openbench.store import RunStore, utc_now
+
+CONCURRENCY = 8  # items scored at once: blocking scorers run in threads, judges wait on their model
+
+
+@dataclass(frozen=True)
+class RescoreOutcome:
+    rescored: int
+    no_answer: int  # items whose request failed: nothing to score, kept as they were
+    not_in_suite: int  # items whose task or case the suite no longer has, kept as they were
+    suite_path: Path
+
+
+def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
+    from openbench.data import load_all
+    from openbench.progress import PlainReporter
+    from openbench.runner import Runner, RunOptions, WorkItem, request_for
+    from openbench.scorers.base import bind_task
+    from openbench.session import _count_from_rows, print_summary
+    from openbench.suite import load_suite
+
+    store = RunStore.open(run_dir)
+    manifest = store.read_manifest()
+    suite_path = suite_path or (Path(manifest["suite"]["path"]) if manifest.get("suite", {}).get("path") else None)
+    if suite_path is None:
+        raise RunError(f"{run_dir}: the manifest names no suite; pass --suite SUITE")
+    suite = load_suite(suite_path)
+    tasks = {
+        task.name: (task, bind_task(task), {case.id: case for case in cases})
+        for task, cases in zip(suite.spec.tasks, load_all(suite))
+    }
+    todo, no_answer, not_in_suite = [], 0, 0
+    for record in store.latest_records().values():
+        task, scorers, cases = tasks.get(record.task, (None, None, {}))
+        case = cases.get(record.case_id)
+        if record.output is None:
+            no_answer += 1
+        elif case is None:
+            not_in_suite += 1
+        else:
+            todo.append((record, WorkItem(task, scorers, case), request_for(suite, task, case)))
+
+    runner = Runner(suite, store, RunOptions(), PlainReporter())
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(args: tuple[Any, ...]) -> None:
+        async with limit:
+            store.append(await runner.rescore(*args))
+
+    async def score_all() -> None:
+        try:
+            await asyncio.gather(*(one(args) for args in todo))
+        finally:
+            await runner.close()
+
+    try:
+        asyncio.run(score_all())
+    finally:
+        store.close()
+    previous = manifest.get("suite") or {}
+    manifest["rescored_at"] = [
+        *manifest.get("rescored_at", []),
+        {
+            "at": utc_now(),
+            "suite_path": str(suite.path),
+            "suite_sha256": suite.sha256,
+            "previous_sha256": previous.get("sha256"),
+            "items": len(todo),
+            "judge_spent_usd": round(runner.spent_usd, 6),
+        },
+    ]
+    # The records now follow this suite: `run --resume` continues with it.
+    manifest["suite"] = {**previous, "name": suite.spec.name, "path": str(suite.path), "sha256": suite.sha256}
+    rows = print_summary(store, None, manifest)
+    if "models" in manifest:
+        _count_from_rows(manifest, rows)
+    store.write_manifest(manifest)
+    return RescoreOutcome(len(todo), no_answer, not_in_suite, suite.path)
