@@ -26,8 +26,8 @@ SUMMARY = "summary.csv"
 
 
 # What ``append`` writes first: the item's key, then its output (ItemResult's field order).
-_KEY_START = '{"task": '
-_AFTER_KEY = ', "output": '
+_KEY_START = b'{"task": '
+_AFTER_KEY = b', "output": '
 _KEY_FIELDS = frozenset(("task", "case_id", "model"))
 _SHOWN = 5  # unreadable lines named in the warning; the rest are counted
 
@@ -43,11 +43,10 @@ class BadLine:
 
 @dataclass(frozen=True)
 class RecordsHealth:
-    """What reading records.jsonl found: its unreadable lines, and how many lines and items it holds."""
+    """What reading records.jsonl found: its unreadable lines, out of how many."""
 
     bad: list[BadLine] = field(default_factory=list)
     lines: int = 0
-    items: int = 0
 
     @property
     def corrupt(self) -> list[BadLine]:
@@ -56,7 +55,9 @@ class RecordsHealth:
 
     def describe(self, path: Path) -> str:
         """One line: how many lines were left out, and where (file:line) and why."""
-        named = "; ".join(f"{path}:{b.line} ({'torn last line, an interrupted write' if b.torn else b.problem})" for b in self.bad[:_SHOWN])
+        named = "; ".join(
+            f"{path}:{b.line} ({'torn last line, an interrupted write' if b.torn else b.problem})" for b in self.bad[:_SHOWN]
+        )
         more = f"; and {len(self.bad) - _SHOWN} more" if len(self.bad) > _SHOWN else ""
         return f"{len(self.bad)} of {self.lines} lines of {path} cannot be read and are left out: {named}{more}"
 
@@ -67,11 +68,6 @@ class _Index:
     skip: set[int]  # lines replaced by a later record of the same item, or unparseable
     bad: list[BadLine]
     lines: int
-    items: int
-
-
-def _str(*values: Any) -> bool:
-    return all(type(v) is str for v in values)
 
 
 def _parse(line: str) -> tuple[dict | None, str | None]:
@@ -91,10 +87,10 @@ def _parse(line: str) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def _key_text(data: dict) -> str:
+def _key_text(data: dict) -> bytes:
     """The item key of a parsed record, in the form ``append`` writes it."""
     task, case_id, model = (json.dumps(data[k], ensure_ascii=False) for k in ("task", "case_id", "model"))
-    return f'{_KEY_START}{task}, "case_id": {case_id}, "model": {model}'
+    return f'{{"task": {task}, "case_id": {case_id}, "model": {model}'.encode()
 
 
 def new_run_id(suite_name: str) -> str:
@@ -180,30 +176,29 @@ class RunStore:
         signature = (stat.st_size, stat.st_mtime_ns)
         if self._cached_index is not None and self._cached_index.signature == signature:
             return self._cached_index
-        latest: dict[str, int] = {}
+        latest: dict[bytes, int] = {}
         skip: set[int] = set()
         bad: list[BadLine] = []
         n = 0
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, "rb") as f:  # bytes: no decoding of lines that need no parsing
             for n, line in enumerate(f, 1):
-                cut = line.find(_AFTER_KEY) if line.startswith(_KEY_START) and line.endswith("}\n") else -1
+                cut = line.find(_AFTER_KEY) if line.startswith(_KEY_START) and line.endswith(b"}\n") else -1
                 if cut > 0:
                     key = line[:cut]
                 elif not line.strip():
                     skip.add(n)  # a blank line holds no record
                     continue
                 else:
-                    data, problem = _parse(line)
+                    data, problem = _parse(line.decode("utf-8", errors="replace"))
                     if problem is not None:
-                        bad.append(BadLine(n, problem, torn=not line.endswith("\n")))
+                        bad.append(BadLine(n, problem, torn=not line.endswith(b"\n")))
                         skip.add(n)
                         continue
                     key = _key_text(data)
-                previous = latest.get(key)
-                if previous is not None:
-                    skip.add(previous)
-                latest[key] = n
-        self._cached_index = _Index(signature, skip, bad, n, len(latest))
+                if latest.setdefault(key, n) != n:  # a later record of the same item
+                    skip.add(latest[key])
+                    latest[key] = n
+        self._cached_index = _Index(signature, skip, bad, n)
         return self._cached_index
 
     def _lines(self) -> Iterator[dict]:
@@ -213,7 +208,7 @@ class RunStore:
         index = self._index()
         skip = index.skip
         bad = list(index.bad)
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as f:  # lines as the index counts them
             for n, line in enumerate(f, 1):
                 if skip and n in skip:
                     continue
@@ -222,14 +217,18 @@ class RunStore:
                 except json.JSONDecodeError as exc:
                     bad.append(BadLine(n, f"invalid JSON ({exc.msg})", torn=not line.endswith("\n")))
                     continue
-                if type(data) is dict and data.keys() >= _KEY_FIELDS and _str(data["task"], data["case_id"], data["model"]):
+                if (
+                    type(data) is dict
+                    and data.keys() >= _KEY_FIELDS
+                    and type(data["task"]) is type(data["case_id"]) is type(data["model"]) is str
+                ):
                     yield data
                 else:
                     bad.append(BadLine(n, _parse(line)[1] or "not a record"))
         self._finish_read(index, sorted(bad, key=lambda b: b.line))
 
     def _finish_read(self, index: _Index, bad: list[BadLine]) -> None:
-        health = RecordsHealth(bad=bad, lines=index.lines, items=index.items)
+        health = RecordsHealth(bad=bad, lines=index.lines)
         first = self._health is None or self._health[0] != index.signature
         self._health = (index.signature, health)
         if first and bad:
