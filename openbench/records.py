@@ -78,6 +78,18 @@ class ScoreResult:
 
 
 @dataclass(frozen=True)
+class JudgeUsage:
+    """What a judge's calls for one item used, kept apart from the candidate's own tokens and cost."""
+
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    latency_s: float
+
+
+@dataclass(frozen=True)
 class ItemResult:
     """One line of records.jsonl: a (task, case, model) outcome."""
 
@@ -106,7 +118,8 @@ class ItemResult:
     wall_s: float | None = None
     finish_reason: str | None = None
     started_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    cluster: str | None = None
+    judge: JudgeUsage | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -124,8 +137,14 @@ class ItemResult:
         # Reports read every record of a run; filling __dict__ directly is ~5x faster than the
         # frozen dataclass's __init__, and these fields were written by ``to_dict``.
         record = object.__new__(cls)
-        values = {**_DEFAULTS, "scores": {}, "extra": {}}
+        values = {**_DEFAULTS, "scores": {}}
         values.update(data if data.keys() <= _ITEM_FIELDS else {k: v for k, v in data.items() if k in _ITEM_FIELDS})
+        old = data.get("extra")
+        if old:  # records written before the cluster label and judge usage had fields of their own
+            values["cluster"] = values["cluster"] if values["cluster"] is not None else old.get("cluster")
+            values["judge"] = values["judge"] or old.get("judge")
+        if values["judge"] is not None:
+            values["judge"] = JudgeUsage(**values["judge"])
         object.__setattr__(record, "__dict__", values)
         return record
 

@@ -30,6 +30,7 @@ class RescoreOutcome:
 
 def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
     from openbench.data import load_all
+    from openbench.manifest import SuiteRef
     from openbench.progress import PlainReporter
     from openbench.runner import Runner, RunOptions, WorkItem, request_for
     from openbench.scorers.base import bind_task
@@ -38,7 +39,7 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
 
     store = RunStore.open(run_dir)
     manifest = store.read_manifest()
-    suite_path = suite_path or (Path(manifest["suite"]["path"]) if manifest.get("suite", {}).get("path") else None)
+    suite_path = suite_path or (Path(manifest.suite.path) if manifest.suite else None)
     if suite_path is None:
         raise RunError(f"{run_dir}: the manifest names no suite; pass --suite SUITE")
     suite = load_suite(suite_path)
@@ -74,22 +75,18 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
         asyncio.run(score_all())
     finally:
         store.close()
-    previous = manifest.get("suite") or {}
-    manifest["rescored_at"] = [
-        *manifest.get("rescored_at", []),
+    manifest.rescored_at.append(
         {
             "at": utc_now(),
             "suite_path": str(suite.path),
             "suite_sha256": suite.sha256,
-            "previous_sha256": previous.get("sha256"),
+            "previous_sha256": manifest.suite.sha256 if manifest.suite else None,
             "items": len(todo),
             "judge_spent_usd": round(runner.spent_usd, 6),
-        },
-    ]
+        }
+    )
     # The records now follow this suite: `run --resume` continues with it.
-    manifest["suite"] = {**previous, "name": suite.spec.name, "path": str(suite.path), "sha256": suite.sha256}
-    rows = print_summary(store, None, manifest)
-    if "models" in manifest:
-        _count_from_rows(manifest, rows)
+    manifest.suite = SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256)
+    _count_from_rows(manifest, print_summary(store, None, manifest))
     store.write_manifest(manifest)
     return RescoreOutcome(len(todo), no_answer, not_in_suite, suite.path)

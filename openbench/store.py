@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from openbench.errors import RunError
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 
 MANIFEST = "manifest.json"
@@ -117,24 +118,24 @@ class RunStore:
 
     @classmethod
     def open(cls, path: Path) -> RunStore:
-        """An existing run: a run folder, or a run id under ``results/``."""
+        """An existing run folder (one holding a manifest or records)."""
         if not (path / MANIFEST).is_file() and not (path / RECORDS).is_file():
             raise RunError(f"{path} is not a run folder (no {MANIFEST} or {RECORDS})")
         return cls(path)
 
     # -- manifest ---------------------------------------------------------------------------------
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> RunManifest:
+        """The run's manifest; a folder holding only records gets one that says so (status "unknown")."""
         try:
-            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+            text = (self.path / MANIFEST).read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {}
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{self.path / MANIFEST} is not valid JSON: {exc.msg}") from None
+            return RunManifest(run_id=self.path.name, status="unknown")
+        return RunManifest.from_json(text, str(self.path / MANIFEST))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: RunManifest) -> None:
         tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)
 
     # -- records ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 from openbench.report.html import MAX_POINTS_PER_MODEL, pareto_frontier, render_html
 from openbench.store import RunStore
@@ -44,7 +45,7 @@ def _price(inp: float, out: float, ref: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _manifest() -> dict[str, Any]:
+def _manifest() -> RunManifest:
     models = [
         {"id": model, "provider": provider, "model": f"{model}-v1", "status": "ok", "reason": None, "items": 40,
          "errors": 0, "price": None, "hardware_profile": None, "utilisation": None}
@@ -56,13 +57,13 @@ def _manifest() -> dict[str, Any]:
         busy_s=400.0,  # 10 s of the machine per task -> $0.10/h * 10 s / 3600 / 0.5 busy = $0.00056 per task
         hardware_profile={"name": "cpu-2core", "accelerator": "cpu (2 vCPU)", "count": 1, "usd_per_hour": 0.1,
                           "as_of": "2026-11", "source": "builtin example list price"},
-        device="cpu", dtype="bfloat16", parameters=134_515_008,
+        details={"device": "cpu", "dtype": "bfloat16", "parameters": 134_515_008},
     )  # fmt: skip
     models.append(
         {"id": "skipped-model", "provider": "anthropic", "model": "claude-haiku-4-5", "status": "skipped",
          "reason": "ANTHROPIC_API_KEY is not set"}
     )  # fmt: skip
-    return {
+    return RunManifest.model_validate({
         "run_id": "20261125-120000-support",
         "status": "completed",
         "openbench_version": "0.1.0",
@@ -82,7 +83,7 @@ def _manifest() -> dict[str, Any]:
         },
         "models": models,
         "spent_usd": 0.05,
-    }
+    })
 
 
 def _records() -> list[ItemResult]:
@@ -206,7 +207,8 @@ def test_latency_chart_streams_records_and_thins_large_runs(run_dir: Path) -> No
 
 
 def test_report_with_nothing_run_still_explains_why() -> None:
-    manifest = {**_manifest(), "models": [m for m in _manifest()["models"] if m["id"] == "skipped-model"]}
+    manifest = _manifest()
+    manifest.models = [m for m in manifest.models if m.id == "skipped-model"]
     page = render_html(summarise([], manifest), iter(()), manifest)
     assert '<div class="chart"' not in page
     assert "Not run (skipped): ANTHROPIC_API_KEY is not set" in page

@@ -134,4 +134,4 @@ tasks:
     assert result.exit_code == 0, result.output
     assert overall_quality(run) == 1.0
     latest = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()[2:]]
-    assert all(r["extra"]["judge"]["model"] == "grader" and r["extra"]["judge"]["calls"] == 1 for r in latest)
+    assert all(r["judge"]["model"] == "grader" and r["judge"]["calls"] == 1 for r in latest)

@@ -112,7 +112,9 @@ class _StepClock:
 
 
 class HFProvider(Provider):
-    self_hosted = True
+    # Generation is bounded by max_tokens on the worker thread, not by the runner's per-request timeout.
+    runner_timeout = False
+    options = frozenset({"gguf_file", "dtype", "device", "batch_size"})
 
     def __init__(self, spec, suite_dir):
         super().__init__(spec, suite_dir)
@@ -212,6 +214,17 @@ class HFProvider(Provider):
     def count_tokens(self, request: ChatRequest) -> int | None:
         tok = self.tokenizer()
         return len(tok(self._prompt_text(request), add_special_tokens=False).input_ids)
+
+    def token_counter(self) -> tuple[Any, str]:
+        try:
+            self.check()
+            self.tokenizer()
+        except Exception as exc:  # noqa: BLE001 - no tokenizer: the caller approximates, and says why
+            return None, f"approximation (tokenizer unavailable: {type(exc).__name__})"
+        return self.count_tokens, "model tokenizer"
+
+    def loading_message(self) -> str | None:
+        return f"loading {self.spec.model} on {self.spec.device} ..."
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
         loop = asyncio.get_running_loop()

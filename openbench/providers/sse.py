@@ -127,8 +127,8 @@ def redact(text: str, secret: str | None) -> str:
 class SDKProvider(Provider):
     """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up."""
 
-    self_hosted = False
     sdk_name = ""  # the SDK's module
+    options = frozenset({"base_url", "api_key_env", "batch_api"})
     key_env = ""  # default key variable
     base_url_env = ""  # default endpoint variable
 
@@ -138,6 +138,9 @@ class SDKProvider(Provider):
         self._key: str | None = None
         self._create: Any = None
         self._named: frozenset[str] = frozenset()
+
+    def billing(self) -> str:
+        return "per-token"
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env or self.key_env) or None

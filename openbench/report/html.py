@@ -14,6 +14,7 @@ from array import array
 from datetime import datetime
 from typing import Any, Iterable
 
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.summary import ALL_TASKS, SummaryRow
@@ -28,8 +29,9 @@ PALETTE = ["#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", Arial, sans-serif'
 
 
-def render_html(rows: list[SummaryRow], records: Iterable[ItemResult], manifest: dict[str, Any]) -> str:
+def render_html(rows: list[SummaryRow], records: Iterable[ItemResult], manifest: RunManifest) -> str:
     """The whole report as one HTML string. ``records`` is read once, keeping only latencies."""
+    manifest = _manifest_view(manifest)
     from plotly.offline import get_plotlyjs
 
     overall = [r for r in rows if r.task == ALL_TASKS]
@@ -779,3 +781,12 @@ _PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+
+def _manifest_view(manifest: RunManifest) -> dict[str, Any]:
+    """The manifest as the sections below read it: plain values, each model's provider facts beside its own."""
+    data = manifest.model_dump(mode="json")
+    data["status"] = manifest.effective_status
+    for model in data["models"]:
+        model.update(model.pop("details") or {})
+    return data

@@ -30,7 +30,7 @@ class BoundScorer:
     @classmethod
     def bind(cls, spec: ScorerSpec) -> BoundScorer:
         fn = registry.resolve("scorer", spec.type)
-        sig = inspect.signature(getattr(fn, "check_signature", fn))
+        sig = inspect.signature(fn)
         defaults = {
             p.name: p.default
             for p in sig.parameters.values()
