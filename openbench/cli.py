@@ -197,7 +197,8 @@ def rescore(
     For a scorer that was wrong: fix it in the suite, then rescore; nobody pays for the answers twice. New records
     are appended (the latest record of an item counts) and the manifest lists the rescore under rescored_at. The run
     then belongs to the suite used here (its sha256 goes into the manifest), so `run --resume` accepts it.
-    The suite must still ask the same questions: change scorers, weights, labels or pass_threshold, not prompts or data.
+    The suite must still ask the same questions (change scorers, weights, labels or pass_threshold, not prompts or
+    data): a stored answer whose prompt fingerprint no longer matches is refused.
 
     \b
     Examples:

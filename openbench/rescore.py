@@ -28,6 +28,46 @@ class RescoreOutcome:
     suite_path: Path
 
 
+class _AskedCheck:
+    """Whether the suite still asks what the stored answers answered: a rescore changes scoring, never questions.
+
+    Records carry the SHA-256 of what was sent; for providers that send the messages as they are, it is
+    recomputed from the suite and compared. (Local models' rendered prompts need their tokenizer: not checked.)
+    """
+
+    def __init__(self, suite: Any):
+        self.suite = suite
+        self.comparable: dict[str, bool] = {}
+        self.changed: list[Any] = []
+
+    def _comparable(self, model_id: str) -> bool:
+        if model_id not in self.comparable:
+            from openbench import registry
+            from openbench.providers.base import Provider
+
+            spec = next((m for m in self.suite.spec.models if m.id == model_id), None)
+            cls = registry.resolve("provider", spec.provider) if spec is not None else None
+            self.comparable[model_id] = cls is not None and cls.fingerprint is Provider.fingerprint
+        return self.comparable[model_id]
+
+    def compare(self, record: Any, request: Any) -> None:
+        if record.prompt_sha256 is None or not self._comparable(record.model):
+            return
+        from openbench.parity import fingerprint
+
+        if fingerprint([[m.role, m.content] for m in request.messages]) != record.prompt_sha256:
+            self.changed.append(record)
+
+    def refuse_changes(self, suite_path: Path) -> None:
+        if self.changed:
+            first = self.changed[0]
+            raise RunError(
+                f"{suite_path} asks {len(self.changed)} of the stored items differently than when they were answered "
+                f"(e.g. task '{first.task}', case '{first.case_id}', model '{first.model}'): its prompts or data changed. "
+                "A rescore only changes scoring; start a new run for a suite that asks other questions."
+            )
+
+
 def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
     from openbench.data import load_all
     from openbench.manifest import SuiteRef
@@ -48,6 +88,7 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
         for task, cases in zip(suite.spec.tasks, load_all(suite))
     }
     todo, no_answer, not_in_suite = [], 0, 0
+    asked = _AskedCheck(suite)
     for record in store.latest_records().values():
         task, scorers, cases = tasks.get(record.task, (None, None, {}))
         case = cases.get(record.case_id)
@@ -56,7 +97,10 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
         elif case is None:
             not_in_suite += 1
         else:
-            todo.append((record, WorkItem(task, scorers, case), request_for(suite, task, case)))
+            request = request_for(suite, task, case)
+            asked.compare(record, request)
+            todo.append((record, WorkItem(task, scorers, case), request))
+    asked.refuse_changes(suite_path)
 
     runner = Runner(suite, store, RunOptions(), PlainReporter())
     limit = asyncio.Semaphore(CONCURRENCY)

@@ -135,3 +135,22 @@ tasks:
     assert overall_quality(run) == 1.0
     latest = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()[2:]]
     assert all(r["judge"]["model"] == "grader" and r["judge"]["calls"] == 1 for r in latest)
+
+
+def test_rescore_refuses_a_suite_that_asks_other_questions(invoke, write_suite, tmp_path: Path):
+    text = """
+name: q
+models: [{id: ref, provider: reference, model: gold, field: answer}]
+tasks: [{name: t, prompt: "Q: {{ q }}", data: {cases: [{id: a, q: x, answer: "1"}, {id: b, q: y, answer: "2"}]},
+         scorers: [{type: exact}]}]
+"""
+    suite = write_suite(text)
+    assert invoke("run", suite, "--out", tmp_path / "out").exit_code == 0
+    run = next((tmp_path / "out").iterdir())
+    assert all(json.loads(line)["prompt_sha256"] for line in (run / "records.jsonl").read_text().splitlines())
+    before = (run / "records.jsonl").read_text()
+    suite.write_text(suite.read_text().replace('"Q: {{ q }}"', '"Question: {{ q }}"'))
+    result = invoke("rescore", run)
+    assert result.exit_code == 2, result.output
+    assert "asks 2 of the stored items differently" in result.output and "start a new run" in result.output
+    assert (run / "records.jsonl").read_text() == before
