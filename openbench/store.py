@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from itertools import repeat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -94,6 +95,49 @@ def _key_text(data: dict) -> bytes:
     return f'{{"task": {task}, "case_id": {case_id}, "model": {model}'.encode()
 
 
+def _regular_index(path: Path, signature: tuple[int, int]) -> _Index | None:
+    """The index of a file whose every line is as ``append`` writes it, in bulk; None for any other file."""
+    with open(path, "rb") as f:
+        keys = [line[: line.find(_AFTER_KEY)] for line in f]  # find() is -1 on other lines: caught below
+        if keys:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                return None  # a torn last line
+    # Every key starts like a record and ends with the model's closing quote (no line lacked `, "output": `).
+    if not (all(map(bytes.startswith, keys, repeat(_KEY_START))) and all(map(bytes.endswith, keys, repeat(b'"')))):
+        return None
+    latest = dict(zip(keys, range(1, len(keys) + 1)))
+    skip = set() if len(latest) == len(keys) else set(range(1, len(keys) + 1)) - set(latest.values())
+    return _Index(signature, skip, [], len(keys))
+
+
+def _careful_index(path: Path, signature: tuple[int, int]) -> _Index:
+    """The index line by line: blank lines skipped, other lines parsed, unreadable ones kept as ``BadLine``."""
+    latest: dict[bytes, int] = {}
+    skip: set[int] = set()
+    bad: list[BadLine] = []
+    n = 0
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            cut = line.find(_AFTER_KEY) if line.startswith(_KEY_START) and line.endswith(b"}\n") else -1
+            if cut > 0:
+                key = line[:cut]
+            elif not line.strip():
+                skip.add(n)  # a blank line holds no record
+                continue
+            else:
+                data, problem = _parse(line.decode("utf-8", errors="replace"))
+                if problem is not None:
+                    bad.append(BadLine(n, problem, torn=not line.endswith(b"\n")))
+                    skip.add(n)
+                    continue
+                key = _key_text(data)
+            if latest.setdefault(key, n) != n:  # a later record of the same item
+                skip.add(latest[key])
+                latest[key] = n
+    return _Index(signature, skip, bad, n)
+
+
 def new_run_id(suite_name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip("-")[:40] or "run"
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug}"
@@ -170,36 +214,13 @@ class RunStore:
         """Which lines to read: the latest line of every item, found without parsing whole records.
 
         Lines written by ``append`` start with the item's key (task, case_id, model, then output),
-        so the text before ``, "output": `` identifies the item; other lines are parsed for it.
+        so the bytes before ``, "output": `` identify the item; other lines are parsed for it.
         """
         path = self.path / RECORDS
         stat = path.stat()
         signature = (stat.st_size, stat.st_mtime_ns)
-        if self._cached_index is not None and self._cached_index.signature == signature:
-            return self._cached_index
-        latest: dict[bytes, int] = {}
-        skip: set[int] = set()
-        bad: list[BadLine] = []
-        n = 0
-        with open(path, "rb") as f:  # bytes: no decoding of lines that need no parsing
-            for n, line in enumerate(f, 1):
-                cut = line.find(_AFTER_KEY) if line.startswith(_KEY_START) and line.endswith(b"}\n") else -1
-                if cut > 0:
-                    key = line[:cut]
-                elif not line.strip():
-                    skip.add(n)  # a blank line holds no record
-                    continue
-                else:
-                    data, problem = _parse(line.decode("utf-8", errors="replace"))
-                    if problem is not None:
-                        bad.append(BadLine(n, problem, torn=not line.endswith(b"\n")))
-                        skip.add(n)
-                        continue
-                    key = _key_text(data)
-                if latest.setdefault(key, n) != n:  # a later record of the same item
-                    skip.add(latest[key])
-                    latest[key] = n
-        self._cached_index = _Index(signature, skip, bad, n)
+        if self._cached_index is None or self._cached_index.signature != signature:
+            self._cached_index = _regular_index(path, signature) or _careful_index(path, signature)
         return self._cached_index
 
     def _lines(self) -> Iterator[dict]:
@@ -215,14 +236,13 @@ class RunStore:
                     continue
                 try:
                     data = json.loads(line)
+                    is_record = type(data["task"]) is type(data["case_id"]) is type(data["model"]) is str
                 except json.JSONDecodeError as exc:
                     bad.append(BadLine(n, f"invalid JSON ({exc.msg})", torn=not line.endswith("\n")))
                     continue
-                if (
-                    type(data) is dict
-                    and data.keys() >= _KEY_FIELDS
-                    and type(data["task"]) is type(data["case_id"]) is type(data["model"]) is str
-                ):
+                except (KeyError, TypeError, IndexError):  # not an object, or one without its key fields
+                    is_record = False
+                if is_record:
                     yield data
                 else:
                     bad.append(BadLine(n, _parse(line)[1] or "not a record"))

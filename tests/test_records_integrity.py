@@ -75,6 +75,17 @@ def test_corrupt_and_wrong_schema_lines_are_counted_and_named(run, invoke):
     assert sum(items(run).values()) == 2 * N - 2  # left out, and said so
 
 
+def test_lines_that_are_not_records_are_named_with_why(run):
+    content = lines(run)
+    content[0] = '["a", "list"]\n'
+    content[1] = json.dumps({**json.loads(content[1]), "task": 7}) + "\n"
+    content[2] = "\n"  # a blank line holds no record: not counted
+    write(run, content)
+    health = RunStore(run).health()
+    assert [(b.line, b.problem) for b in health.bad] == [(1, "a JSON list, not a record"), (2, "task not a string")]
+    assert len(list(RunStore(run).iter_raw())) == 2 * N - 3
+
+
 def test_a_torn_last_line_is_tolerated_and_reported(run, invoke):
     content = lines(run)
     content[-1] = content[-1][: len(content[-1]) // 2]  # what kill -9 leaves
@@ -107,6 +118,16 @@ def test_the_latest_record_of_an_item_wins_whatever_its_formatting(run):
     assert latest[(first["task"], first["case_id"], first["model"])].score == 0.25
     raw = list(RunStore(run).iter_raw())
     assert len(raw) == 2 * N and raw[-1]["score"] == 0.25  # in file order of the latest line
+
+
+def test_the_latest_record_wins_in_a_file_written_only_by_openbench(run):
+    content = lines(run)
+    again = {**json.loads(content[1]), "score": 0.5}  # as a resumed run or a rescore appends it
+    write(run, content + [json.dumps(again, ensure_ascii=False) + "\n"])
+    store = RunStore(run)
+    latest = store.latest_records()
+    assert len(latest) == 2 * N and latest[(again["task"], again["case_id"], again["model"])].score == 0.5
+    assert store.health().bad == []
 
 
 def test_a_corrupt_later_line_does_not_hide_an_earlier_good_record(run):
