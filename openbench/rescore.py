@@ -37,25 +37,24 @@ class _AskedCheck:
 
     def __init__(self, suite: Any):
         self.suite = suite
-        self.comparable: dict[str, bool] = {}
+        self.providers: dict[str, Any] = {}
         self.changed: list[Any] = []
 
-    def _comparable(self, model_id: str) -> bool:
-        if model_id not in self.comparable:
+    def _provider(self, model_id: str) -> Any:
+        """The model's provider, not started, when its fingerprint needs nothing loaded; else None."""
+        if model_id not in self.providers:
             from openbench import registry
             from openbench.providers.base import Provider
 
             spec = next((m for m in self.suite.spec.models if m.id == model_id), None)
             cls = registry.resolve("provider", spec.provider) if spec is not None else None
-            self.comparable[model_id] = cls is not None and cls.fingerprint is Provider.fingerprint
-        return self.comparable[model_id]
+            light = cls is not None and cls.fingerprint is Provider.fingerprint
+            self.providers[model_id] = cls(spec, self.suite.dir) if light else None
+        return self.providers[model_id]
 
     def compare(self, record: Any, request: Any) -> None:
-        if record.prompt_sha256 is None or not self._comparable(record.model):
-            return
-        from openbench.parity import fingerprint
-
-        if fingerprint([[m.role, m.content] for m in request.messages]) != record.prompt_sha256:
+        provider = self._provider(record.model) if record.prompt_sha256 is not None else None
+        if provider is not None and provider.fingerprint(request) != record.prompt_sha256:
             self.changed.append(record)
 
     def refuse_changes(self, suite_path: Path) -> None:

@@ -24,9 +24,9 @@ slow = pytest.mark.slow
 CASE: dict = {}
 
 
-def run_suite(invoke, suite: Path, out: Path) -> list[dict]:
+def run_suite(invoke, suite: Path, out: Path, expect: int = 0) -> list[dict]:
     result = invoke("run", suite, "--out", out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == expect, result.output
     (run_dir,) = out.iterdir()
     return [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
 
