@@ -57,17 +57,34 @@ class _AskedCheck:
         if provider is not None and provider.fingerprint(request) != record.prompt_sha256:
             self.changed.append(record)
 
-    def refuse_changes(self, suite_path: Path) -> None:
-        if self.changed:
-            first = self.changed[0]
+    def refuse_changes(self, suite_path: Path, changed_tasks: list[str]) -> None:
+        if self.changed or changed_tasks:
+            first = self.changed[0] if self.changed else None
+            where = (
+                f"{len(self.changed)} of the stored items (e.g. task '{first.task}', case '{first.case_id}', "
+                f"model '{first.model}')" if first else f"task {', '.join(repr(t) for t in changed_tasks)}"
+            )
             raise RunError(
-                f"{suite_path} asks {len(self.changed)} of the stored items differently than when they were answered "
-                f"(e.g. task '{first.task}', case '{first.case_id}', model '{first.model}'): its prompts or data changed. "
+                f"{suite_path} asks {where} differently than when they were answered: its prompts or data changed. "
                 "A rescore only changes scoring; start a new run for a suite that asks other questions."
             )
 
 
+def _changed_tasks(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+    """Tasks whose prompt or case data differ between the run's manifest fingerprints and the suite's (any model)."""
+    changed = []
+    for task, old in before.items():
+        new = after.get(task)
+        if new is None:
+            continue
+        old_cases, new_cases = old.get("cases") or {}, new.get("cases") or {}
+        if old.get("prompt") != new.get("prompt") or any(old_cases[c] != new_cases[c] for c in old_cases.keys() & new_cases.keys()):
+            changed.append(task)
+    return changed
+
+
 def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
+    from openbench.compare import suite_fingerprints
     from openbench.data import load_all
     from openbench.manifest import SuiteRef
     from openbench.progress import PlainReporter
@@ -99,7 +116,8 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
             request = request_for(suite, task, case)
             asked.compare(record, request)
             todo.append((record, WorkItem(task, scorers, case), request))
-    asked.refuse_changes(suite_path)
+    fingerprints = suite_fingerprints(suite)
+    asked.refuse_changes(suite_path, _changed_tasks(manifest.fingerprints, fingerprints))
 
     runner = Runner(suite, store, RunOptions(), PlainReporter())
     limit = asyncio.Semaphore(CONCURRENCY)
@@ -128,8 +146,9 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
             "judge_spent_usd": round(runner.spent_usd, 6),
         }
     )
-    # The records now follow this suite: `run --resume` continues with it.
+    # The records now follow this suite: `run --resume` continues with it, and compare/gate match on its scorers.
     manifest.suite = SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256)
+    manifest.fingerprints = fingerprints
     _count_from_rows(manifest, print_summary(store, None, manifest))
     store.write_manifest(manifest)
     return RescoreOutcome(len(todo), no_answer, not_in_suite, suite.path)
