@@ -17,7 +17,7 @@ HF_OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DI
 class _Commands(typer.core.TyperGroup):
     """Lists commands in the order a new user needs them."""
 
-    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "report", "schema")
+    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "report", "rescore", "schema")
 
     def list_commands(self, ctx):  # noqa: ANN001, ANN201 - click's signature
         names = super().list_commands(ctx)
@@ -105,13 +105,17 @@ SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
 
 @app.command()
 def validate(suite: Path = SuiteArg) -> None:
-    """Check a suite (schema, data files, templates, scorers) without running anything."""
-    from openbench.data import load_cases
+    """Check a suite without running anything: what `run` checks before its first request.
+
+    Schema and duplicate keys, templates, scorers and their parameters (regexes compile, python scorers import
+    and fit), judges, data files and dataset splits, and every case field the suite reads (id_field, a model's field).
+    """
+    from openbench.data import load_all
     from openbench.suite import load_suite
 
     try:
         loaded = load_suite(suite)
-        counts = [len(load_cases(loaded, i)) for i in range(len(loaded.spec.tasks))]
+        counts = [len(cases) for cases in load_all(loaded)]
     except OpenbenchError as exc:
         raise fail(exc) from None
     spec = loaded.spec
@@ -202,6 +206,39 @@ def run(
     except OpenbenchError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def rescore(
+    run_dir: Path = RunDirArg,
+    suite: Optional[Path] = typer.Option(
+        None, "--suite", "-s", help="The suite whose scorers to use (default: the one the run names in its manifest)."
+    ),
+) -> None:
+    """Score a run's stored answers again with the suite's current scorers, asking no model (judges excepted).
+
+    For a scorer that was wrong: fix it in the suite, then rescore; nobody pays for the answers twice. New records
+    are appended (the latest record of an item counts) and the manifest lists the rescore under rescored_at. The run
+    then belongs to the suite used here (its sha256 goes into the manifest), so `run --resume` accepts it.
+    The suite must still ask the same questions (change scorers, weights, labels or pass_threshold, not prompts or
+    data): a stored answer whose prompt fingerprint no longer matches is refused.
+
+    \b
+    Examples:
+      openbench rescore results/20261125-101500-my-suite
+      openbench rescore results/20261125-101500-my-suite --suite my-suite-fixed.yaml
+    """
+    from openbench.rescore import rescore as run_rescore
+
+    try:
+        outcome = run_rescore(run_dir, suite)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    kept = [f"{n} {why}" for n, why in ((outcome.no_answer, "without an answer"), (outcome.not_in_suite, "not in the suite")) if n]
+    typer.echo(
+        f"rescored {outcome.rescored} items with {outcome.suite_path}" + (f"; kept as they were: {', '.join(kept)}" if kept else ""),
+        err=True,
+    )
 
 
 @app.command()
@@ -311,6 +348,9 @@ def gate(
     allow_partial: bool = AllowPartialOpt,
     allow_suite_change: bool = AllowSuiteChangeOpt,
     cluster_by_case: bool = ClusterByCaseOpt,
+    allow_corrupt: bool = typer.Option(
+        False, "--allow-corrupt", help="Decide even when records.jsonl has unreadable lines (they are left out)."
+    ),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the PR-comment Markdown here (default RUN/gate.md)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (default RUN/gate.xml)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the decision as JSON here (default RUN/gate.json)."),
@@ -355,6 +395,8 @@ def gate(
             rules = GateRules(**{**rules.__dict__, "require_cheaper": True})
         if overall_only:
             rules = GateRules(**{**rules.__dict__, "per_task": False})
+        if not allow_corrupt:
+            _refuse_corrupt(base.store, cand.store)
         comparison = run_compare(base, cand, rules.confidence, allow_partial, allow_suite_change, cluster_by_case)
     except OpenbenchError as exc:
         raise fail(exc) from None
@@ -373,6 +415,20 @@ def gate(
     for w in decision.warnings:
         typer.echo(f"  warning: {w}")
     raise typer.Exit(decision.exit_code)
+
+
+def _refuse_corrupt(*stores) -> None:  # noqa: ANN002 - RunStore, imported lazily
+    """A gate decides on every record or not at all: a corrupt line could hide a failure."""
+    from openbench.errors import RunError
+
+    for store in dict.fromkeys(stores):
+        corrupt = store.health().corrupt
+        if corrupt:
+            raise RunError(
+                f"{store.path / 'records.jsonl'} has {len(corrupt)} unreadable line{'s' * (len(corrupt) > 1)} "
+                f"(first: line {corrupt[0].line}, {corrupt[0].problem}); the gate will not decide on a partial record. "
+                "Repair or re-run those items, or pass --allow-corrupt to decide without them."
+            )
 
 
 def _write_all(outputs: dict[Path, str]) -> None:

@@ -297,7 +297,7 @@ class Runner:
             return ItemResult(**base, error=str(exc), error_kind="template")
         previous = self.answered.get((item.task.name, item.case.id, client.spec.id))
         if previous is not None:
-            return await self._rescore(previous, item, request)
+            return await self.rescore(previous, item, request)
         answer = await client.answer(request, item.case.fields)
         if answer.completion is None:
             error = answer.error
@@ -357,7 +357,7 @@ class Runner:
             out["judge"] = ctx.summary()  # the judge's tokens, cost and latency stay apart from the candidate's
         return out
 
-    async def _rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
-        """An item answered before whose scoring failed: score the stored answer again, never ask twice."""
+    async def rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
+        """An item answered before: score the stored answer again (judges excepted, no model is asked)."""
         scored = await self._score(item, request, previous.output or "", previous.tool_calls)
         return dataclasses.replace(previous, started_at=utc_now(), **scored)

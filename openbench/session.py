@@ -36,17 +36,25 @@ class RunSettings:
     gate: Any = None  # gaterun.GateOptions: run baseline and candidate as a sequential gate
 
 
-def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifest | None]:
-    """The suite, and for --resume the run's store and manifest (a new run's folder is made later, once checks pass)."""
+def _checked_suite(path: Path) -> Any:
+    """The suite, with the checks of `validate` (data included), before any request or run folder."""
+    from openbench.data import load_all
     from openbench.suite import load_suite
 
+    suite = load_suite(path)
+    load_all(suite)
+    return suite
+
+
+def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifest | None]:
+    """The suite, and for --resume the run's store and manifest (a new run's folder is made later, once checks pass)."""
     if settings.resume is not None:
         store = RunStore.open(settings.resume)
         manifest = store.read_manifest()
         suite_path = settings.suite or (Path(manifest.suite.path) if manifest.suite else None)
         if suite_path is None:
             raise RunError(f"{settings.resume}: the manifest names no suite; pass the suite file too")
-        suite = load_suite(suite_path)
+        suite = _checked_suite(suite_path)
         if manifest.suite is not None and manifest.suite.sha256 != suite.sha256:
             raise RunError(
                 f"{suite_path} changed since this run started; resuming would mix results of two suites. "
@@ -57,7 +65,7 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifes
         return suite, store, manifest
     if settings.suite is None:
         raise RunError("give a suite file, or --resume RUN_DIR")
-    return load_suite(settings.suite), None, None
+    return _checked_suite(settings.suite), None, None
 
 
 def execute(settings: RunSettings) -> int:

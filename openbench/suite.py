@@ -7,10 +7,12 @@ for a misspelt name, a did-you-mean.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,7 +139,7 @@ class ScorerSpec(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
-    weight: float = Field(1.0, ge=0, le=1_000_000)
+    weight: float = Field(1.0, gt=0, le=1_000_000, description="Share in the task's score; above 0.")
     label: str | None = Field(None, description="Column name when a task uses one scorer type twice.")
     target: Literal["output", "tool_arguments"] = Field(
         "output", description="What the scorer reads: the answer's text, or the first tool call's arguments as JSON."
@@ -333,6 +335,14 @@ class Suite(_Strict):
         return spec.utilisation if spec is not None else None
 
 
+@dataclass(frozen=True)
+class ParamProblem:
+    """What a scorer's ``validate_params(params, suite)`` may return: why, and the parameter at fault."""
+
+    message: str
+    param: str | None = None
+
+
 class LoadedSuite:
     """A validated suite plus where it came from."""
 
@@ -396,9 +406,12 @@ def load_suite(path: str | Path) -> LoadedSuite:
         raise SuiteError(f"not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1) from None
     if "\x00" in text:
         raise SuiteError("not a text file (contains NUL bytes)", file=str(path))
+    lines: dict[tuple, int] = {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text, lines)
+    except _DuplicateKey as exc:
+        loc = next((loc for loc, n in lines.items() if loc and loc[-1] == exc.key and n == exc.line), None)
+        raise SuiteError(exc.problem, file=str(path), line=exc.line, field=_dotted(loc) if loc else None) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -413,8 +426,6 @@ def load_suite(path: str | Path) -> LoadedSuite:
             file=str(path),
             line=1,
         )
-    lines: dict[tuple, int] = {}
-    _index_lines(node, (), lines)
     try:
         spec = Suite.model_validate(data)
     except ValidationError as exc:
@@ -433,6 +444,50 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "openbench suite"
     return schema
+
+
+# --- reading YAML ----------------------------------------------------------------------------
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first: int):
+        self.key, self.line = key, line
+        self.problem = f"duplicate key '{key}' (first given on line {first}); YAML would silently keep only the last"
+
+
+def _parse_yaml(text: str, lines: dict[tuple, int]) -> Any:
+    """The document, parsed once; ``lines`` receives the line of every key and item."""
+    loader = _suite_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _index_lines(node, (), lines)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+@functools.lru_cache(maxsize=1)
+def _suite_loader() -> type:
+    import yaml  # here, so that importing the suite models stays light
+
+    class SuiteLoader(yaml.SafeLoader):
+        """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[tuple[str, str], int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<` merges may be overridden on purpose
+                key = (key_node.tag, key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _DuplicateKey(key_node.value, line, seen[key])
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return SuiteLoader
 
 
 # --- locating errors -------------------------------------------------------------------------
@@ -551,7 +606,9 @@ def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> 
     params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in ("ctx", "tool_calls")]
     validate = getattr(fn, "validate_params", None)
     if validate is not None:
-        problem = validate(spec.params, suite.spec)
+        problem = validate(spec.params, suite)
+        if isinstance(problem, ParamProblem):
+            raise suite.error(problem.message, loc + ((problem.param,) if problem.param else ()))
         if problem:
             raise suite.error(problem, loc)
     if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
