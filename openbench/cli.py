@@ -435,7 +435,7 @@ def report(
     if fmt == "html":
         from openbench.report.html import render_html
 
-        text = render_html(rows, store.iter_records(), manifest)
+        text = render_html(rows, store.iter_records(), manifest, gate_doc)
     elif fmt == "md":
         from openbench.report.markdown import summary_table
 
