@@ -100,6 +100,23 @@ HardwareOpt = typer.Option(
 RunDirArg = typer.Argument(..., help="A run folder (results/<run-id>).", show_default=False)
 VolumeOpt = typer.Option(None, "--volume", help="Monthly volume for cost projections, e.g. 1_000_000/month or 50k/day.")
 SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
+WideOpt = typer.Option(False, "--wide", help="Show every column of the table, however wide the terminal.")
+ColumnsOpt = typer.Option(
+    None, "--columns", help="The table's columns, in order, e.g. task,model,quality,p95,$/task (see README, 'The run table')."
+)
+
+
+def _columns(value: Optional[str]) -> Optional[list[str]]:
+    """--columns a,b,c as a list, checked (exit 2 on an unknown name)."""
+    from openbench.report.table import column_error
+
+    if value is None:
+        return None
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    problem = column_error(keys)
+    if problem:
+        raise fail(OpenbenchError(f"--columns: {problem}"))
+    return keys
 
 
 @app.command()
@@ -146,6 +163,8 @@ def run(
         None, "--utilisation", min=0.01, max=1, help="Busy share of rented self-hosted hardware (default 0.5)."
     ),
     hardware: Optional[List[str]] = HardwareOpt,
+    wide: bool = WideOpt,
+    columns: Optional[str] = ColumnsOpt,
 ) -> None:
     """Run a suite: every model on every case, then print a table per task × model.
 
@@ -173,6 +192,8 @@ def run(
         volume=volume,
         utilisation=utilisation,
         hardware=_hardware_options(hardware),
+        wide=wide,
+        columns=_columns(columns),
     )
     try:
         code = execute(settings)
@@ -182,13 +203,16 @@ def run(
 
 
 @app.command()
-def show(run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt) -> None:
+def show(
+    run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt, wide: bool = WideOpt, columns: Optional[str] = ColumnsOpt
+) -> None:
     """Print a finished (or partial) run's table again."""
     from openbench.session import print_summary
 
+    chosen = _columns(columns)
     store, manifest, _ = _open_run(run_dir, volume)
     try:
-        print_summary(store, volume, manifest)
+        print_summary(store, volume, manifest, wide, chosen)
     except OpenbenchError as exc:
         raise fail(exc) from None
 

@@ -33,6 +33,8 @@ class RunSettings:
     utilisation: float | None = None
     price_overrides: dict[str, dict[str, Any]] | None = None
     hardware: dict[str, str] | None = None
+    wide: bool = False
+    columns: list[str] | None = None
 
 
 def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
@@ -136,7 +138,7 @@ def execute(settings: RunSettings) -> int:
                 for j in runner.judges.values()
             ]
         store.write_manifest(manifest)
-    rows = print_summary(store, settings.volume, manifest)
+    rows = print_summary(store, settings.volume, manifest, settings.wide, settings.columns or suite.spec.columns)
     _count_from_rows(manifest, rows)
     store.write_manifest(manifest)
     if code == EXIT_INTERRUPTED:
@@ -200,7 +202,13 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
 
 
-def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str, Any] | None = None) -> list[Any]:
+def print_summary(
+    store: RunStore,
+    volume: str | None = None,
+    manifest: dict[str, Any] | None = None,
+    wide: bool = False,
+    columns: list[str] | None = None,
+) -> list[Any]:
     from openbench.report.csv import write_summary
     from openbench.report.table import render_table
     from openbench.summary import summarise
@@ -209,7 +217,8 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: dict[str
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
-    render_table(rows, title=f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})", monthly=per_month is not None)
+    title = f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})"
+    render_table(rows, title=title, monthly=per_month is not None, wide=wide, columns=columns)
     for m in manifest.get("models", []):
         if m.get("status") not in ("ok", None) or m.get("reason"):
             print(f"  {m['id']}: {m.get('status')}" + (f" ({m['reason']})" if m.get("reason") else ""))

@@ -190,6 +190,19 @@ class Suite(_Strict):
     tasks: list[TaskSpec] = Field(..., min_length=1)
     hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="Hardware profiles to add or override.")
     gate: GateSpec | None = None
+    columns: list[str] | None = Field(
+        None, description="Columns of the run's table, in order, e.g. [task, model, quality, p95, $/task]. Default: as many as fit."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, keys: list[str] | None) -> list[str] | None:
+        from openbench.report.table import column_error
+
+        problem = column_error(keys or [])
+        if problem:
+            raise ValueError(problem)
+        return keys
 
     @field_validator("models", "tasks")
     @classmethod
