@@ -422,11 +422,20 @@ def cost(
     render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
 
 
+def _csv_paths(output: Path) -> tuple[Path, Path]:
+    """Where the summary and the items go: ``x.csv`` and ``x.items.csv`` beside it, or summary.csv and items.csv in a folder."""
+    if output.suffix.lower() == ".csv" and not output.is_dir():
+        return output, output.with_name(output.stem + ".items.csv")
+    if output.exists() and not output.is_dir():
+        raise fail(OpenbenchError(f"--output for csv is a .csv file or a folder; {output} is another kind of file"))
+    return output / "summary.csv", output / "items.csv"
+
+
 @app.command()
 def report(
     run_dir: Path = RunDirArg,
     fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (html/md/json) or folder (csv). Default: in the run folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write. csv: x.csv (items go to x.items.csv) or a folder (summary.csv, items.csv). Default: the run folder."),
     volume: Optional[str] = VolumeOpt,
 ) -> None:
     """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
@@ -445,16 +454,14 @@ def report(
     if fmt == "csv":
         from openbench.report.csv import write_items, write_summary
 
-        folder = output or store.path
-        if folder.exists() and not folder.is_dir():
-            raise fail(OpenbenchError(f"--output for csv is a folder (summary.csv and items.csv go in it); {folder} is a file"))
+        summary_path, items_path = _csv_paths(output or store.path)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            summary_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise fail(OpenbenchError(f"cannot create {folder}: {exc.strerror or exc}")) from None
-        write_summary(rows, folder / "summary.csv")
-        n = write_items(store.iter_raw(), folder / "items.csv")
-        typer.echo(f"wrote {folder / 'summary.csv'} ({len(rows)} rows) and {folder / 'items.csv'} ({n} rows)")
+            raise fail(OpenbenchError(f"cannot create {summary_path.parent}: {exc.strerror or exc}")) from None
+        write_summary(rows, summary_path)
+        n = write_items(store.iter_raw(), items_path)
+        typer.echo(f"wrote {summary_path} ({len(rows)} rows) and {items_path} ({n} rows)")
         return
     if fmt == "html":
         from openbench.report.html import render_html
