@@ -53,10 +53,15 @@ def main(
         False, "--online", help="Allow the Hugging Face hub (models and datasets). Default: offline, nothing waits on the network."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show libraries' progress bars and warnings too."),
 ) -> None:
+    from openbench.quiet import silence_libraries
+
     if not online:
         for name, value in HF_OFFLINE_VARS.items():
             os.environ.setdefault(name, value)
+    if not verbose:
+        silence_libraries()
 
 
 def fail(exc: OpenbenchError) -> typer.Exit:
@@ -165,6 +170,7 @@ def run(
     hardware: Optional[List[str]] = HardwareOpt,
     wide: bool = WideOpt,
     columns: Optional[str] = ColumnsOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show libraries' progress bars and warnings too."),
 ) -> None:
     """Run a suite: every model on every case, then print a table per task × model.
 
@@ -178,8 +184,11 @@ def run(
       openbench run my-suite.yaml --max-cost 5 --volume 1_000_000/month
       openbench run --resume results/20261125-101500-my-suite          # after Ctrl-C or a crash
     """
+    from openbench.quiet import restore_libraries
     from openbench.session import RunSettings, execute
 
+    if verbose:
+        restore_libraries()
     settings = RunSettings(
         suite=suite,
         out=out,

@@ -95,6 +95,14 @@ class ModelSpec(_Strict):
     hardware: str | HardwareSpec | None = Field(None, description="Hardware profile name or spec for self-hosted cost.")
     cache: bool | None = Field(None, description="Cache responses on disk (default: on for paid APIs).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_needs_no_model(cls, data: Any) -> Any:
+        # The reference provider calls no model; it is labelled by the case field it outputs.
+        if isinstance(data, dict) and data.get("provider") == "reference" and "model" not in data:
+            return {**data, "model": f"field:{data.get('field') or ''}"}
+        return data
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:

@@ -364,7 +364,8 @@ def _dequantised_copy(folder: str, gguf_file: str, dtype: Any) -> str:
     if (target / "config.json").exists():
         return str(target)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=dtype)
+    # Packed GGUF weights load fastest (and without a warning) in float32; the copy below takes the asked dtype.
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype="auto" if dtype == "auto" else torch.float32)
     config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
