@@ -89,7 +89,7 @@ def log_ticks(lo: float, hi: float) -> list[tuple[float, int]]:
         (m * 10.0**k, max(0, -k))
         for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
         for m in (1, 2, 5)
-        if lo <= m * 10.0**k <= hi
+        if lo * (1 - 1e-9) <= m * 10.0**k <= hi * (1 + 1e-9)
     ]
     if len(ticks) > 9:
         ticks = [t for t in ticks if round(t[0] / 10 ** math.floor(math.log10(t[0]) + 1e-9)) == 1]
@@ -123,8 +123,12 @@ def _quality_axis(scale: Scale, left: float, right: float, title: str) -> list[S
 def _value_axis(low: float, high: float, log: bool, start: float, end: float, fmt: Callable[[float, int], str]) -> tuple[Scale, list[tuple[float, str]]]:
     """A padded scale over [low, high] and its labelled ticks."""
     if log:
-        scale = Scale(low / 2, high * 2, start, end, log=True)
-        return scale, [(v, fmt(v, d)) for v, d in log_ticks(scale.lo, scale.hi)]
+        for pad in (2, 3, 5, 10):  # wide enough for at least three ticks
+            scale = Scale(low / pad, high * pad, start, end, log=True)
+            ticks = log_ticks(scale.lo, scale.hi)
+            if len(ticks) >= 3:
+                break
+        return scale, [(v, fmt(v, d)) for v, d in ticks]
     ticks = linear_ticks(0, high * 1.08 or 1.0)
     decimals = max(0, -math.floor(math.log10(ticks[1] - ticks[0]))) if len(ticks) > 1 else 2
     scale = Scale(0, max(ticks[-1], high * 1.08) or 1.0, start, end)
