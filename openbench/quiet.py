@@ -39,4 +39,4 @@ def restore_libraries() -> None:
         if os.environ.get(name) == value:
             del os.environ[name]
         del _applied[name]
-    warnings.filters[:] = [f for f in warnings.filters if not (f[0] == "ignore" and f[3] is not None and f[3].pattern == LIBRARIES)]
+    warnings.filters[:] = [f for f in warnings.filters if not (f[0] == "ignore" and getattr(f[3], "pattern", f[3]) == LIBRARIES)]

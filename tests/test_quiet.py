@@ -63,3 +63,19 @@ def test_quickstart_log_has_no_carriage_return_or_library_warning(tmp_path: Path
     assert "\r" not in text and "\x1b" not in text
     assert not [line for line in text.splitlines() if "warn" in line.lower() or line.startswith("[transformers]")], text
     assert "[smollm2-135m] ok 45/45 items" in text
+
+
+def test_verbose_after_the_command_undoes_the_silencing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from openbench.quiet import LIBRARIES, SETTINGS, restore_libraries, silence_libraries
+
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "info")  # the user's own choice is kept
+    with warnings.catch_warnings():
+        silence_libraries()
+        assert os.environ["TQDM_DISABLE"] == "1" and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+        restore_libraries()
+        assert "TQDM_DISABLE" not in os.environ and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
+        assert not [f for f in warnings.filters if getattr(f[3], "pattern", f[3]) == LIBRARIES]
