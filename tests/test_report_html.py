@@ -59,7 +59,7 @@ def _manifest() -> dict[str, Any]:
     models[2].update(
         busy_s=400.0,  # 10 s of the machine per task -> $0.10/h * 10 s / 3600 / 0.5 busy = $0.00056 per task
         hardware_profile={"name": "cpu-2core", "accelerator": "cpu (2 vCPU)", "count": 1, "usd_per_hour": 0.1,
-                          "as_of": "2026-11", "source": "builtin example list price"},
+                          "as_of": "2026-11", "source": "builtin example list price (see HARDWARE_NOTE)"},
         device="cpu", dtype="bfloat16", parameters=134_515_008,
     )  # fmt: skip
     models.append(

@@ -6,6 +6,7 @@ the narrative, the charts and the template read the view.
 
 from __future__ import annotations
 
+import re
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -172,10 +173,15 @@ def _price_cells(model: dict[str, Any]) -> tuple[str, str | None, str | None]:
         utilisation = model.get("utilisation") or DEFAULT_UTILISATION
         machine = f"{hw.get('count', 1)}× {hw.get('accelerator') or hw.get('name')}"
         text = f"self-hosted on {machine} at {_rate(hw['usd_per_hour'])}/hour, {utilisation:.0%} busy"
-        return text, hw.get("source"), hw.get("as_of") or "undated"
+        return text, _reader_text(hw.get("source")), hw.get("as_of") or "undated"
     if model.get("status") not in (None, "ok"):
         return "none needed (not run)", None, None
     return "unknown: no price on record, so its cost is shown as unknown", None, None
+
+
+def _reader_text(text: str | None) -> str | None:
+    """Stored text without pointers into the code, e.g. "(see HARDWARE_NOTE)" in older manifests."""
+    return re.sub(r"\s*\(see [A-Z][A-Z0-9_]+\)", "", text) if text else text
 
 
 def _rate(usd: float) -> str:
