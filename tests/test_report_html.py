@@ -21,7 +21,7 @@ from openbench.compare import Side, compare
 from openbench.gate import GateRules, decide
 from openbench.records import ItemResult
 from openbench.report.html import MAX_POINTS_PER_MODEL, build_view, pareto_frontier, render_html, render_view
-from openbench.report.html.answers import MAX_PER_TASK
+from openbench.report.html.answers import MAX_PER_TASK, MAX_SHOWN, AnswerCollector
 from openbench.report.html.charts import Box
 from openbench.store import RunStore
 from openbench.summary import summarise
@@ -351,6 +351,18 @@ def test_answers_show_each_model_side_by_side_escaped_and_capped(tmp_path: Path)
     assert [a["data-model"] for _, a, _ in card if a.get("class") == "side"] == ["api-large", "api-mini"]
     assert "score 1.00" in page and "score 0.00" in page
     assert 'data-task="triage" data-kind' in page and "same" not in re.findall(r"<code>([^<]+)</code>", page)
+
+
+def test_answers_share_one_cap_across_many_tasks() -> None:
+    tasks = [f"t{i}" for i in range(10)]
+    collector = AnswerCollector(tasks, {t: ["a", "b"] for t in tasks}, None)
+    for task in tasks:
+        for i in range(30):
+            collector.add(ItemResult(task, f"c{i}", "a", output="x", score=1.0, passed=True))
+            collector.add(ItemResult(task, f"c{i}", "b", output="y", score=0.0, passed=False))
+    view = collector.finish()
+    assert view.total == 300 and view.per_task == MAX_SHOWN // 10
+    assert len(view.shown) == MAX_SHOWN and {a.task for a in view.shown} == set(tasks)
 
 
 def test_interrupted_run_says_so_and_no_internal_labels(run_dir: Path) -> None:

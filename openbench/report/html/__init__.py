@@ -14,7 +14,6 @@ from typing import Any, Iterable
 from markupsafe import Markup
 
 from openbench.records import ItemResult
-from openbench.report.html.answers import MAX_PER_TASK
 from openbench.report.html.charts import MAX_POINTS_PER_MODEL, WIDTH, charts
 from openbench.report.html.narrative import gate_summary, pareto_frontier, summary
 from openbench.report.html.view import ReportView, build_view
@@ -45,7 +44,6 @@ def render_view(view: ReportView) -> str:
         charts=charts(view),
         best=best,
         width=WIDTH,
-        max_per_task=MAX_PER_TASK,
     )
 
 

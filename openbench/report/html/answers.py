@@ -10,8 +10,10 @@ from dataclasses import dataclass, field, replace
 
 from openbench.records import ItemResult
 
-#: Items shown per task; the rest are counted and left to items.csv.
+#: Items shown per task, and in all (many tasks share it, down to MIN_PER_TASK each); the rest are left to items.csv.
 MAX_PER_TASK = 40
+MAX_SHOWN = 200
+MIN_PER_TASK = 10
 #: Characters of each output kept; longer outputs are cut with a note.
 MAX_OUTPUT_CHARS = 2000
 
@@ -58,6 +60,7 @@ class AnswersView:
     shown: list[Answer]
     found: dict[str, int]  # per task: items worth showing, shown or not
     tasks: list[str]
+    per_task: int = MAX_PER_TASK  # the cap each task's items were held to
     flips: list[Answer] = field(default_factory=list)  # the shown flips, for the gate section
     flipped: int = 0  # every item whose pass/fail differs between the gated models
     flipped_to_pass: int = 0  # of those, the ones the candidate passes
@@ -102,15 +105,17 @@ class AnswerCollector:
             self._settle(key, sides)
         self._pending.clear()
         order = list(dict.fromkeys([*self.tasks, *self._kept]))
+        cap = max(MIN_PER_TASK, min(MAX_PER_TASK, MAX_SHOWN // max(1, len(self._kept))))
         shown = []
         for task in order:
             kept = self._kept.get(task, {})
-            shown += [a for kind in KINDS for a in kept.get(kind, [])][:MAX_PER_TASK]
+            shown += [a for kind in KINDS for a in kept.get(kind, [])][:cap]
         shown = [replace(a, anchor=f"answer-{i}") for i, a in enumerate(shown, 1)]
         return AnswersView(
             shown=shown,
             found={t: self._found[t] for t in order if self._found.get(t)},
             tasks=[t for t in order if self._found.get(t)],
+            per_task=cap,
             flips=[a for a in shown if a.kind == "flip"],
             flipped=self._flipped,
             flipped_to_pass=self._flipped_to_pass,
