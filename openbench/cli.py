@@ -240,11 +240,11 @@ def _sides(run_dir: Path, baseline: Optional[str], candidate: Optional[str], bas
 
     cand_store = RunStore.open(run_dir)
     base_store = RunStore.open(baseline_run) if baseline_run else cand_store
-    gate = cand_store.read_manifest().get("gate") or {}
-    baseline = baseline or gate.get("baseline")
-    candidate = candidate or gate.get("candidate")
+    gate = cand_store.read_manifest().gate
+    baseline = baseline or (gate.baseline if gate else None)
+    candidate = candidate or (gate.candidate if gate else None)
     if baseline is None and baseline_run is not None:
-        models = [m["id"] for m in base_store.read_manifest().get("models", []) if m.get("status") == "ok"]
+        models = [m.id for m in base_store.read_manifest().models if m.status == "ok"]
         baseline = models[0] if len(models) == 1 else None
     if not baseline or not candidate:
         raise RunError("name the two models: --baseline ID --candidate ID (or set them in the suite's gate: block)")
@@ -310,10 +310,13 @@ def gate(
     from openbench.report.junit import gate_junit
     from openbench.report.markdown import gate_markdown
 
-    for stale in ("gate.md", "gate.xml", "gate.json"):  # an old verdict must not outlive a failed gate call
-        (run_dir / stale).unlink(missing_ok=True)
     try:
         base, cand, suite_gate = _sides(run_dir, baseline, candidate, baseline_run)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    for stale in ("gate.md", "gate.xml", "gate.json"):  # an old verdict must not outlive a failed gate call
+        (cand.store.path / stale).unlink(missing_ok=True)
+    try:
         given = {
             "margin": margin,
             "confidence": confidence,
@@ -321,7 +324,7 @@ def gate(
             "max_cost_per_task_usd": max_cost_per_task,
             "min_pass_rate": min_pass_rate,
         }
-        known = {k: v for k, v in suite_gate.items() if k in GateRules.__dataclass_fields__ and v is not None}
+        known = {k: v for k, v in (suite_gate.model_dump() if suite_gate else {}).items() if k in GateRules.__dataclass_fields__ and v is not None}
         rules = GateRules(**{**known, **{k: v for k, v in given.items() if v is not None}})
         if require_cheaper:
             rules = GateRules(**{**rules.__dict__, "require_cheaper": True})
@@ -407,8 +410,6 @@ def cost(
     --hardware re-prices a self-hosted model on other hardware at the throughput measured in this run
     (so measure on the hardware you price).
     """
-    import dataclasses
-
     from openbench import pricing
     from openbench.report.cost import render_cost
     from openbench.summary import summarise
@@ -417,17 +418,17 @@ def cost(
 
     store, manifest, per_month = _open_run(run_dir, volume)
     chosen = _hardware_options(hardware)
-    ids = [m["id"] for m in manifest.get("models", [])]
+    ids = [m.id for m in manifest.models]
     for name in sorted(set(chosen) - set(ids)):
         raise fail(OpenbenchError(f"--hardware: no model '{name}' in this run{did_you_mean(name, ids)}; models: {', '.join(ids)}"))
-    for entry in manifest.get("models", []):
-        if entry["id"] in chosen:
+    for entry in manifest.models:
+        if entry.id in chosen:
             try:
-                entry["hardware_profile"] = dataclasses.asdict(pricing.hardware_from_cli(chosen[entry["id"]]))
+                entry.hardware_profile = pricing.hardware_from_cli(chosen[entry.id])
             except (KeyError, ValueError) as exc:
-                raise fail(OpenbenchError(f"--hardware {entry['id']}: {exc.args[0] if exc.args else exc}")) from None
-        if utilisation and entry.get("hardware_profile"):
-            entry["utilisation"] = utilisation
+                raise fail(OpenbenchError(f"--hardware {entry.id}: {exc.args[0] if exc.args else exc}")) from None
+        if utilisation and entry.hardware_profile:
+            entry.utilisation = utilisation
     render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
 
 
@@ -479,10 +480,10 @@ def report(
     elif fmt == "md":
         from openbench.report.markdown import summary_table
 
-        title = manifest.get("suite", {}).get("name", store.path.name)
+        title = manifest.suite.name if manifest.suite else store.path.name
         text = f"## openbench: {title}\n\n"
-        if manifest.get("status") not in (None, "completed"):
-            text += f"> Run status: **{manifest['status']}**: the figures cover the items finished so far.\n\n"
+        if not manifest.finished:
+            text += f"> Run status: **{manifest.effective_status}**: the figures cover the items finished so far.\n\n"
         text += summary_table(rows) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"

@@ -112,8 +112,8 @@ def compare(baseline: Side, candidate: Side, confidence: float = 0.95, allow_par
         pairs = [(base[k], cand[k]) for k in keys if base[k].score is not None and cand[k].score is not None]
         if pairs:
             clusters = None
-            if all("cluster" in b.extra for b, _ in pairs):
-                clusters = [f"{b.task}\x00{b.extra['cluster']}" for b, _ in pairs]
+            if all(b.cluster is not None for b, _ in pairs):
+                clusters = [f"{b.task}\x00{b.cluster}" for b, _ in pairs]
             diff = stats.paired_diff(
                 [c.score for _, c in pairs], [b.score for b, _ in pairs], clusters=clusters, confidence=confidence
             )

@@ -1,4 +1,4 @@
-"""A task's data: inline cases, a JSONL/CSV file next to the suite, or a Hugging Face dataset."""
+"""A task's data: inline cases, a JSONL, JSON-array or CSV file next to the suite, or a Hugging Face dataset."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def _data_path(suite: LoadedSuite, name: str, loc: tuple, folder: bool = False) 
     if not path.is_file():
         raise suite.error(f"data file not found: {path}", loc)
     if path.suffix.lower() not in (".jsonl", ".csv", ".json"):
-        raise suite.error(f"data file must be .jsonl or .csv, got '{path.name}'", loc)
+        raise suite.error(f"data file must be .jsonl, .json or .csv, got '{path.name}'", loc)
     return path
 
 
@@ -77,6 +77,8 @@ def _read_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 raise SuiteError("row has a different number of columns than the header", file=str(path), line=i)
             rows.append((i, dict(row)))
         return rows
+    if path.suffix.lower() == ".json":
+        return _read_json_array(text, path)
     rows = []
     for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -89,6 +91,20 @@ def _read_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
             raise SuiteError(f"each line must be a JSON object, got {type(obj).__name__}", file=str(path), line=i)
         rows.append((i, obj))
     return rows
+
+
+def _read_json_array(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """A ``.json`` file: one array of case objects; each case's row is its 1-based index."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+    if not isinstance(data, list):
+        raise SuiteError(f"a .json data file holds one array of objects, got {type(data).__name__} (use .jsonl for one object per line)", file=str(path))
+    for i, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise SuiteError(f"case {i} must be a JSON object, got {type(obj).__name__}", file=str(path))
+    return list(enumerate(data, start=1))
 
 
 def _read_hf(suite: LoadedSuite, spec: Any, loc: tuple) -> list[tuple[int, dict[str, Any]]]:
@@ -137,7 +153,7 @@ def _to_case(task: TaskSpec, needed: set[str], row: int, data: Any, where: str, 
             f"row {row} has no field {', '.join(repr(m) for m in missing)}, which the templates of task "
             f"'{task.name}' uses; fields present: {', '.join(sorted(map(str, data))) or 'none'}",
             file=where,
-            line=row if where.endswith((".jsonl", ".csv", ".json")) else None,
+            line=row if where.endswith((".jsonl", ".csv")) else None,
         )
     case_id = data.get(id_field)
     return Case(id=str(case_id) if case_id is not None else str(row), fields=data, row=row)

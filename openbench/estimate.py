@@ -9,9 +9,7 @@ which the output says. Output tokens are projected as ``max_tokens`` × a ratio
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from openbench import registry
@@ -35,36 +33,13 @@ class ModelEstimate:
     note: str | None = None
 
 
-def _tiktoken_counter(model: str) -> Any:
-    """A tiktoken encoder if its files are already cached locally (tiktoken would otherwise download them)."""
-    try:
-        import tiktoken
-    except ImportError:
-        return None
-    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "data-gym-cache")
-    if not Path(cache).is_dir() or not any(Path(cache).iterdir()):
-        return None
-    try:
-        return tiktoken.encoding_for_model(model)
-    except Exception:  # noqa: BLE001 - unknown model or missing file: fall back to the approximation
-        return None
-
-
-def _counter(spec: ModelSpec, suite: LoadedSuite) -> tuple[Any, str]:
-    if spec.provider == "hf":
-        provider = registry.resolve("provider", "hf")(spec, suite.dir)
-        try:
-            provider.check()
-            provider.tokenizer()
-            return provider.count_tokens, "model tokenizer"
-        except Exception as exc:  # noqa: BLE001
-            return None, f"approximation (tokenizer unavailable: {type(exc).__name__})"
-    if spec.provider in ("openai", "openai-compatible"):
-        enc = _tiktoken_counter(spec.model)
-        if enc is not None:
-            # Chat formatting adds about 3 tokens per message and 3 to prime the reply.
-            return (lambda r: sum(len(enc.encode(m.content)) + 3 for m in r.messages) + 3), "tiktoken"
-    return None, f"approximation ({CHARS_PER_TOKEN} characters per token)"
+def _counter(spec: ModelSpec, suite: LoadedSuite) -> tuple[Any, str, Any]:
+    """The model's token counter (or None), how it counts, and the provider (which says how it is billed)."""
+    provider = registry.resolve("provider", spec.provider)(spec, suite.dir)
+    count, method = provider.token_counter()
+    if count is None and method == "approximation":
+        method = f"approximation ({CHARS_PER_TOKEN} characters per token)"
+    return count, method, provider
 
 
 def estimate(suite: LoadedSuite, requests: list[tuple[str, ChatRequest]], models: list[ModelSpec], output_ratio: float = 1.0) -> list[ModelEstimate]:
@@ -72,7 +47,7 @@ def estimate(suite: LoadedSuite, requests: list[tuple[str, ChatRequest]], models
 
     out = []
     for spec in models:
-        count, method = _counter(spec, suite)
+        count, method, provider = _counter(spec, suite)
         tin = 0
         for _, request in requests:
             n = count(request) if count else None
@@ -80,10 +55,9 @@ def estimate(suite: LoadedSuite, requests: list[tuple[str, ChatRequest]], models
         tout = int(sum(r.sampling.max_tokens for _, r in requests) * output_ratio)
         price = None
         note = None
-        if spec.provider in pricing.CATALOGUE_PROVIDERS or spec.price:
-            override = spec.price.model_dump(exclude_none=True) if spec.price else None
-            price = pricing.resolve_price(spec.provider, spec.model, suite_override=override)
-        else:
+        if provider.billing() == "per-token":
+            price = pricing.resolve_price(spec.provider, spec.model, spec.price)
+        elif provider.billing() == "hardware":
             note = "self-hosted: $ comes from measured throughput (openbench cost RUN)"
         from openbench.records import Usage
 

@@ -34,10 +34,6 @@ class RateLimiter:
             self._buckets.append((_Bucket(tpm), True))
         self._lock = asyncio.Lock()
 
-    @property
-    def active(self) -> bool:
-        return bool(self._buckets)
-
     async def acquire(self, tokens: int = 0) -> None:
         if not self._buckets:
             return

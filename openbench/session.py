@@ -14,6 +14,7 @@ from typing import Any
 
 from openbench import __version__
 from openbench.errors import OpenbenchError, RunError
+from openbench.manifest import ModelEntry, ProcessInfo, RunManifest, RunSettingsRecord, SuiteRef
 from openbench.store import SUMMARY, RunStore, new_run_id, utc_now
 
 EXIT_INTERRUPTED = 130
@@ -31,42 +32,40 @@ class RunSettings:
     max_error_rate: float | None = None
     volume: str | None = None
     utilisation: float | None = None
-    price_overrides: dict[str, dict[str, Any]] | None = None
     hardware: dict[str, str] | None = None
     wide: bool = False
     columns: list[str] | None = None
 
 
-def _open_store(settings: RunSettings) -> tuple[Any, RunStore, dict[str, Any]]:
+def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifest | None]:
+    """The suite, and for --resume the run's store and manifest (a new run's folder is made later, once checks pass)."""
     from openbench.suite import load_suite
 
     if settings.resume is not None:
         store = RunStore.open(settings.resume)
         manifest = store.read_manifest()
-        suite_path = settings.suite or (Path(manifest["suite"]["path"]) if manifest.get("suite") else None)
+        suite_path = settings.suite or (Path(manifest.suite.path) if manifest.suite else None)
         if suite_path is None:
             raise RunError(f"{settings.resume}: the manifest names no suite; pass the suite file too")
         suite = load_suite(suite_path)
-        if manifest.get("suite", {}).get("sha256") not in (None, suite.sha256):
+        if manifest.suite is not None and manifest.suite.sha256 != suite.sha256:
             raise RunError(
                 f"{suite_path} changed since this run started; resuming would mix results of two suites. "
                 "Start a new run instead."
             )
-        options = manifest.get("options", {})
-        settings.models = settings.models or options.get("models")
-        settings.limit = settings.limit or options.get("limit")
+        settings.models = settings.models or manifest.options.models
+        settings.limit = settings.limit or manifest.options.limit
         return suite, store, manifest
     if settings.suite is None:
         raise RunError("give a suite file, or --resume RUN_DIR")
-    suite = load_suite(settings.suite)
-    store = RunStore.create(settings.out, new_run_id(suite.spec.name))
-    return suite, store, {}
+    return load_suite(settings.suite), None, None
 
 
 def execute(settings: RunSettings) -> int:
     from openbench.progress import reporter_for
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
+    from openbench.suite import judge_warnings
 
     volume_per_month(settings.volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)
@@ -77,66 +76,64 @@ def execute(settings: RunSettings) -> int:
         max_error_rate=settings.max_error_rate,
         max_cost_usd=settings.max_cost,
         utilisation=settings.utilisation,
-        price_overrides=settings.price_overrides or {},
         hardware_overrides=settings.hardware or {},
     )
     _check_hardware(suite, options.hardware_overrides)
+    models = [suite.model(m) for m in settings.models] if settings.models else list(suite.spec.models)
+    if store is None:  # every check has passed: only now is a run folder made
+        store = RunStore.create(settings.out, new_run_id(suite.spec.name))
     runner = Runner(suite, store, options, reporter=None)  # reporter set below
-    models = runner.models()
-    manifest = {
-        "run_id": store.path.name,
-        "status": "running",
-        "openbench_version": __version__,
-        "suite": {"name": suite.spec.name, "path": str(suite.path), "sha256": suite.sha256},
-        "tasks": [t.name for t in suite.spec.tasks],
-        "gate": suite.spec.gate.model_dump() if suite.spec.gate else None,
-        "seed": suite.spec.defaults.seed,
-        "started_at": previous.get("started_at") or utc_now(),
-        "resumed_at": [*previous.get("resumed_at", []), utc_now()] if previous else [],
-        "options": {"models": settings.models, "limit": settings.limit, "cache": settings.cache, "max_cost_usd": settings.max_cost},
-        "environment": environment(suite.dir),
-        "models": previous.get("models") or [{"id": m.id, "provider": m.provider, "model": m.model, "status": "pending"} for m in models],
-    }
-    from openbench.suite import judge_warnings
-
-    manifest["warnings"] = judge_warnings(suite)
+    now = utc_now()
+    manifest = RunManifest(
+        run_id=store.path.name,
+        status="running",
+        openbench_version=__version__,
+        suite=SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256),
+        tasks=[t.name for t in suite.spec.tasks],
+        gate=suite.spec.gate,
+        seed=suite.spec.defaults.seed,
+        started_at=previous.started_at if previous else now,
+        resumed_at=[*previous.resumed_at, now] if previous else [],
+        rescored_at=previous.rescored_at if previous else [],
+        options=RunSettingsRecord(models=settings.models, limit=settings.limit, cache=settings.cache, max_cost_usd=settings.max_cost),
+        environment=environment(suite.dir),
+        process=ProcessInfo.current(),
+        models=previous.models if previous and previous.models else [ModelEntry(id=m.id, provider=m.provider, model=m.model) for m in models],
+        judges=previous.judges if previous else [],
+        warnings=judge_warnings(suite),
+    )
     store.write_manifest(manifest)
     reporter = reporter_for()
     runner.reporter = reporter
-    for warning in manifest["warnings"]:
+    for warning in manifest.warnings:
         reporter.note(f"warning: {warning}")
     code = 0
-    outcome: list = []
     _sigterm_as_interrupt()
     try:
         with reporter:
-            outcome = asyncio.run(runner.run())
-        manifest["status"] = "stopped on budget" if runner.budget_hit else "completed"
+            asyncio.run(runner.run())
+        manifest.status = "stopped on budget" if runner.budget_hit else "completed"
     except KeyboardInterrupt:
-        manifest["status"] = "interrupted"
+        manifest.status = "interrupted"
         code = EXIT_INTERRUPTED
-        outcome = runner.results
-        for model_run in outcome:
-            if model_run.status == "pending":
-                model_run.status = "interrupted"
+        for entry in runner.results:
+            if entry.status == "pending":
+                entry.status = "interrupted"
     except OpenbenchError as exc:
-        manifest["status"] = f"aborted: {exc}"
+        manifest.status = f"aborted: {exc}"
         code = exc.exit_code
-        outcome = runner.results  # the aborted model's status and counts, and those of the models before it
         print(f"error: {exc}", file=sys.stderr)
     finally:
         store.close()
-        manifest["ended_at"] = utc_now()
-        manifest["spent_usd"] = round(runner.spent_usd, 6)
-        _merge_models(manifest, [r.to_dict() for r in outcome])
-        for entry in manifest["models"]:
-            if entry.get("status") == "pending":  # never reached: the run stopped before it
-                entry["status"], entry["reason"] = "not run", f"the run was {manifest['status']} first"
+        manifest.ended_at = utc_now()
+        manifest.spent_usd = round(runner.spent_usd, 6)
+        # The models that ran, and those before an abort, with their status and counts.
+        _merge_models(manifest, runner.results)
+        for entry in manifest.models:
+            if entry.status == "pending":  # never reached: the run stopped before it
+                entry.status, entry.reason = "not run", f"the run was {manifest.status} first"
         if runner.judges:
-            manifest["judges"] = [
-                {"id": j.spec.id, "calls": j.run.items, "spent_usd": round(j.run.spent_usd, 6), "price": j.run.price}
-                for j in runner.judges.values()
-            ]
+            manifest.judges = runner.judge_entries()
         store.write_manifest(manifest)
     rows = print_summary(store, settings.volume, manifest, settings.wide, settings.columns or suite.spec.columns)
     _count_from_rows(manifest, rows)
@@ -171,29 +168,30 @@ def volume_per_month(text: str | None) -> float | None:
         raise OpenbenchError(f"--volume: {exc}") from None
 
 
-def _merge_models(manifest: dict[str, Any], finished: list[dict[str, Any]]) -> None:
-    by_id = {m["id"]: m for m in manifest["models"]}
+def _merge_models(manifest: RunManifest, finished: list[ModelEntry]) -> None:
+    by_id = {m.id: m for m in manifest.models}
     for entry in finished:
-        old = by_id.get(entry["id"], {})
-        if old.get("busy_s") and entry.get("busy_s") is not None:
+        old = by_id.get(entry.id)
+        if old is not None and old.busy_s and entry.reason != "nothing left to run":
             # A resumed model's busy time adds to what the first session measured.
-            for key in ("busy_s", "output_tokens"):
-                entry[key] = (entry.get(key) or 0) + (old.get(key) or 0)
-        if entry.get("reason") == "nothing left to run" and old:
-            entry = {**old, "status": old.get("status", "ok")}
-        by_id[entry["id"]] = entry
-    manifest["models"] = list(by_id.values())
+            entry.busy_s += old.busy_s
+            entry.output_tokens += old.output_tokens
+            entry.spent_usd += old.spent_usd
+        if entry.reason == "nothing left to run" and old is not None:
+            entry = old if old.status != "pending" else old.model_copy(update={"status": "ok"})
+        by_id[entry.id] = entry
+    manifest.models = list(by_id.values())
 
 
-def _count_from_rows(manifest: dict[str, Any], rows: list[Any]) -> None:
+def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
     """Item counts come from the records (the latest per item), so a resumed run never counts twice."""
     from openbench.summary import ALL_TASKS
 
     overall = {r.model: r for r in rows if r.task == ALL_TASKS}
-    for entry in manifest["models"]:
-        row = overall.get(entry["id"])
+    for entry in manifest.models:
+        row = overall.get(entry.id)
         if row is not None:
-            entry["items"], entry["errors"], entry["cached"] = row.items, row.errors, row.cached
+            entry.items, entry.errors, entry.cached = row.items, row.errors, row.cached
 
 
 def _sigterm_as_interrupt() -> None:
@@ -205,7 +203,7 @@ def _sigterm_as_interrupt() -> None:
 def print_summary(
     store: RunStore,
     volume: str | None = None,
-    manifest: dict[str, Any] | None = None,
+    manifest: RunManifest | None = None,
     wide: bool = False,
     columns: list[str] | None = None,
 ) -> list[Any]:
@@ -217,9 +215,11 @@ def print_summary(
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
-    title = f"{manifest.get('suite', {}).get('name', store.path.name)} ({store.path.name})"
+    title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
     render_table(rows, title=title, monthly=per_month is not None, wide=wide, columns=columns)
-    for m in manifest.get("models", []):
-        if m.get("status") not in ("ok", None) or m.get("reason"):
-            print(f"  {m['id']}: {m.get('status')}" + (f" ({m['reason']})" if m.get("reason") else ""))
+    if manifest.effective_status not in ("completed", "running"):
+        print(f"  run status: {manifest.effective_status} (the figures cover the items finished so far)")
+    for m in manifest.models:
+        if m.status not in ("ok", "pending") or m.reason:
+            print(f"  {m.id}: {m.status}" + (f" ({m.reason})" if m.reason else ""))
     return rows

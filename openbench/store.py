@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from openbench.errors import RunError
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 
 MANIFEST = "manifest.json"
@@ -44,24 +45,24 @@ class RunStore:
 
     @classmethod
     def open(cls, path: Path) -> RunStore:
-        """An existing run: a run folder, or a run id under ``results/``."""
+        """An existing run folder (one holding a manifest or records)."""
         if not (path / MANIFEST).is_file() and not (path / RECORDS).is_file():
             raise RunError(f"{path} is not a run folder (no {MANIFEST} or {RECORDS})")
         return cls(path)
 
     # -- manifest ---------------------------------------------------------------------------------
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> RunManifest:
+        """The run's manifest; a folder holding only records gets one that says so (status "unknown")."""
         try:
-            return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+            text = (self.path / MANIFEST).read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {}
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{self.path / MANIFEST} is not valid JSON: {exc.msg}") from None
+            return RunManifest(run_id=self.path.name, status="unknown")
+        return RunManifest.from_json(text, str(self.path / MANIFEST))
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: RunManifest) -> None:
         tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)
 
     # -- records ----------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ class RunStore:
         each (task, case, model) counts. Runs that were never resumed have no repeats
         and are read in one pass.
         """
-        if not self.read_manifest().get("resumed_at"):
+        if not self.read_manifest().resumed_at:
             yield from self._lines()
             return
         last = {}

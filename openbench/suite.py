@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from openbench import registry
 from openbench.errors import SuiteError
+from openbench.pricing.rates import PriceOverride
 
-PROVIDER_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-# Providers billed per token by a vendor: their answers are cached by default
-# so a re-run never pays twice. Self-hosted ones are re-measured by default.
-PAID_PROVIDERS = frozenset(PROVIDER_KEY_ENV)
+
+#: Model options that mean something to some providers only; each provider class lists those it reads.
+PROVIDER_OPTIONS = ("base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field")
 
 
 class _Strict(BaseModel):
@@ -33,20 +33,9 @@ class Defaults(_Strict):
     system: str | None = Field(None, description="System prompt used when a task sets none.")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(256, ge=1, le=1_000_000)
-    seed: int | None = Field(0, ge=0, le=2**63 - 1, description="Sampling seed, also used to sample data.")
+    seed: int | None = Field(0, ge=0, le=2**63 - 1, description="Sampling seed sent with every request (data samples use data.seed).")
     top_p: float | None = Field(None, gt=0, le=1)
     stop: list[str] = Field(default_factory=list)
-
-
-class PriceOverride(_Strict):
-    """Negotiated per-token prices in USD per million tokens; unset fields fall back to the catalogue."""
-
-    input_per_mtok: float | None = Field(None, ge=0)
-    output_per_mtok: float | None = Field(None, ge=0)
-    cache_read_per_mtok: float | None = Field(None, ge=0)
-    cache_write_per_mtok: float | None = Field(None, ge=0)
-    reasoning_per_mtok: float | None = Field(None, ge=0)
-    batch_discount: float | None = Field(None, ge=0, lt=1)
 
 
 class HardwareSpec(_Strict):
@@ -113,13 +102,6 @@ class ModelSpec(_Strict):
             )
         return value
 
-    @property
-    def key_env(self) -> str | None:
-        return self.api_key_env or PROVIDER_KEY_ENV.get(self.provider)
-
-    @property
-    def use_cache(self) -> bool:
-        return self.cache if self.cache is not None else self.provider in PAID_PROVIDERS
 
 
 class ScorerSpec(BaseModel):
@@ -327,6 +309,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     except ValidationError as exc:
         raise _suite_error(exc, path, lines) from None
     suite = LoadedSuite(spec, path.resolve(), hashlib.sha256(raw).hexdigest(), lines)
+    _check_provider_options(suite)
     _check_scorers(suite)
     _check_templates(suite)
     _check_hardware(suite)
@@ -422,6 +405,20 @@ def _suite_error(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> S
 # --- checks that need more than the schema ---------------------------------------------------
 
 
+def _check_provider_options(suite: LoadedSuite) -> None:
+    """An option that means nothing to a model's provider is an error, not silently ignored."""
+    for mi, model in enumerate(suite.spec.models):
+        accepted = registry.resolve("provider", model.provider).options
+        for name in PROVIDER_OPTIONS:
+            if name in model.model_fields_set and name not in accepted:
+                users = [p for p in registry.names("provider") if name in getattr(registry.resolve("provider", p), "options", ())]
+                raise suite.error(
+                    f"option '{name}' means nothing to the {model.provider} provider"
+                    + (f" (it is for: {', '.join(users)})" if users else ""),
+                    ("models", mi, name),
+                )
+
+
 def _check_scorers(suite: LoadedSuite) -> None:
     for ti, task in enumerate(suite.spec.tasks):
         labels = [s.name for s in task.scorers]
@@ -437,7 +434,7 @@ def _check_scorers(suite: LoadedSuite) -> None:
 
 
 def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
-    sig = inspect.signature(getattr(fn, "check_signature", fn))
+    sig = inspect.signature(fn)
     params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name != "ctx"]
     validate = getattr(fn, "validate_params", None)
     if validate is not None:
@@ -465,7 +462,7 @@ def _check_param_types(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple
     from pydantic import TypeAdapter
 
     try:
-        hints = typing.get_type_hints(getattr(fn, "check_signature", fn))
+        hints = typing.get_type_hints(fn)
     except Exception:  # noqa: BLE001 - unresolvable annotations (a plugin's) are not checked
         return
     for key, value in spec.params.items():

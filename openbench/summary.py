@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable
 
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 
 ALL_TASKS = "(all)"
@@ -73,11 +74,11 @@ class _Group:
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
-        judge = r.extra.get("judge") if r.extra else None
-        if judge:
-            if judge.get("cost_usd") is None:
+        judge = r.judge
+        if judge is not None:
+            if judge.cost_usd is None:
                 self.judge_unknown = True
-            self.judge_cost = (self.judge_cost or 0.0) + (judge.get("cost_usd") or 0.0)
+            self.judge_cost = (self.judge_cost or 0.0) + (judge.cost_usd or 0.0)
         if r.error is not None:
             self.errors += 1
             return
@@ -104,15 +105,14 @@ class _Group:
 
 def summarise(
     records: Iterable[ItemResult],
-    manifest: dict[str, Any] | None = None,
+    manifest: RunManifest | None = None,
     volume_per_month: float | None = None,
     confidence: float = 0.95,
 ) -> list[SummaryRow]:
     """Rows per (task, model) in suite order, then one overall row per model."""
     from openbench import pricing, stats
 
-    manifest = manifest or {}
-    models = {m["id"]: m for m in manifest.get("models", [])}
+    models = {m.id: m for m in manifest.models} if manifest is not None else {}
     groups: dict[tuple[str, str], _Group] = {}
     overall: dict[str, _Group] = {}
     for r in records:
@@ -121,19 +121,18 @@ def summarise(
     model_lat = {m: g.lat_sum for m, g in overall.items()}
 
     def row(task: str, model: str, g: _Group) -> SummaryRow:
-        info = models.get(model, {})
+        info = models.get(model)
         est = stats.mean_ci(g.scores, confidence) if g.scores else None
         ok = g.items - g.errors
         mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
         api_cost = g.cost / g.cost_n if g.cost_n and g.cost_n == ok else None
         usage = dedicated = None
-        hw = info.get("hardware_profile")
-        if hw and info.get("busy_s") and model_lat.get(model):
+        if info is not None and info.hardware_profile and info.busy_s and model_lat.get(model):
             # A task's share of the model's busy time is its share of the summed item latencies.
             share = g.lat_sum / model_lat[model]
-            busy_per_task = info["busy_s"] * share / max(1, len(g.latency))
+            busy_per_task = info.busy_s * share / max(1, len(g.latency))
             costs = pricing.self_hosted_cost_per_task(
-                pricing.Hardware(**hw), busy_per_task, info.get("utilisation") or pricing.DEFAULT_UTILISATION
+                info.hardware_profile, busy_per_task, info.utilisation or pricing.DEFAULT_UTILISATION
             )
             usage, dedicated = costs.usage_usd, costs.dedicated_usd
         per_task, basis = (api_cost, "api") if api_cost is not None else (dedicated, "dedicated" if dedicated is not None else None)
@@ -141,8 +140,8 @@ def summarise(
         return SummaryRow(
             task=task,
             model=model,
-            provider=info.get("provider"),
-            status=info.get("status"),
+            provider=info.provider if info else None,
+            status=info.status if info else None,
             items=g.items,
             scored=len(g.scores),
             errors=g.errors,
@@ -169,7 +168,7 @@ def summarise(
             judge_cost_usd=None if g.judge_unknown else g.judge_cost,
         )
 
-    task_order = {t: i for i, t in enumerate(manifest.get("tasks", []))}
+    task_order = {t: i for i, t in enumerate(manifest.tasks if manifest is not None else [])}
     model_order = {m: i for i, m in enumerate(models)}
     keys = sorted(groups, key=lambda k: (task_order.get(k[0], 1e9), k[0], model_order.get(k[1], 1e9), k[1]))
     rows = [row(t, m, groups[(t, m)]) for t, m in keys]

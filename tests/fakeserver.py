@@ -674,6 +674,7 @@ class FakeServer:
     ):
         self.ttft_s = ttft_s
         self.per_token_s = per_token_s
+        self.prompt_tokens: int | None = None
         # Reply text precedence: reply_fn(request) > reply > "tok0 tok1 ..." (tokens) > DEFAULT_REPLY.
         self.reply = reply
         self.reply_fn = reply_fn
@@ -955,7 +956,8 @@ class FakeServer:
         finish: Literal["stop", "length"] = "stop"
         if isinstance(limit, int) and 0 <= limit < len(tokens):
             tokens, finish = tokens[:limit], "length"
-        prompt_tokens = prompt_words(body)
+        # The usage reports the prompt's words as tokens, unless a test sets a count (e.g. past a long-context tier).
+        prompt_tokens = self.prompt_tokens if self.prompt_tokens is not None else prompt_words(body)
         cached = min(self.cached_tokens, prompt_tokens)
         written = min(self.cache_write_tokens, prompt_tokens - cached)
         stream_options = body.get("stream_options") or {}

@@ -39,7 +39,7 @@ tasks:
     # 10 prompts "what is N" (9 characters → 3 tokens each) and 10 × 100 × 0.5 output tokens
     expected_mini = pricing.cost(Usage(input_tokens=30, output_tokens=500), pricing.lookup_price("openai", "gpt-4o-mini"))
     assert fmt_usd(expected_mini) in result.output
-    haiku = pricing.resolve_price("anthropic", "claude-haiku-4-5", suite_override={"input_per_mtok": 2.0})
+    haiku = pricing.resolve_price("anthropic", "claude-haiku-4-5", {"input_per_mtok": 2.0})
     assert haiku.input_per_mtok == 2.0 and haiku.source == "suite"
 
 
@@ -63,9 +63,11 @@ tasks:
     assert result.exit_code == 0, result.output
     run = next((tmp_path / "out").iterdir())
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
-    # Each request costs 3 prompt tokens × $1 = $3: the fourth crosses $10, then nothing more is sent.
+    # Each request costs 3 prompt tokens × $1 = $3, and first reserves its worst case ("what is N": 9 characters
+    # → 3 + 4 tokens = $7). A third reservation would take $6 spent + $7 past $10, so it is never sent.
     assert all(r["cost_usd"] == pytest.approx(3.0) for r in records)
-    assert len(records) == paid == 4
+    assert len(records) == paid == 2
+    assert sum(r["cost_usd"] for r in records) <= 10
     assert "stopped on budget" in result.output
     assert json.loads((run / "manifest.json").read_text())["status"] == "stopped on budget"
 

@@ -126,4 +126,4 @@ def test_declared_clusters_switch_to_the_cluster_bootstrap(write_suite, invoke, 
     assert result.exit_code == 0, result.output
     assert "cluster-bootstrap" in result.output
     record = json.loads((run / "records.jsonl").read_text().splitlines()[7])
-    assert record["extra"]["cluster"] == "d1"
+    assert record["cluster"] == "d1"

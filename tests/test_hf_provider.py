@@ -129,8 +129,8 @@ def test_batched_equals_unbatched_with_per_item_timing(tiny_model_dir, unbatched
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     (model,) = manifest["models"]
-    assert model["status"] == "ok" and model["device"] == "cpu" and model["batch_size"] == 4
-    assert model["parameters"] > 0
+    assert model["status"] == "ok" and model["details"]["device"] == "cpu" and model["details"]["batch_size"] == 4
+    assert model["details"]["parameters"] > 0
 
 
 @slow

@@ -18,6 +18,8 @@ import pytest
 
 from fakeserver import FakeServer
 
+from openbench.store import RunStore
+
 N_CASES = 40
 
 
@@ -84,6 +86,9 @@ def test_interrupted_run_resumes_without_repeating_a_request(tmp_path: Path, sig
             assert proc.returncode == -signal.SIGKILL
             with open(run_dir / "records.jsonl", "a") as f:
                 f.write('{"task": "t", "case_id": "torn')  # what kill -9 mid-write leaves behind
+            # Its manifest still says "running", but every reader sees that its process is gone.
+            manifest = RunStore.open(run_dir).read_manifest()
+            assert manifest.status == "running" and manifest.effective_status == "interrupted"
         else:
             assert proc.returncode == 130, stderr
             assert f"openbench run --resume {run_dir}" in stderr

@@ -48,7 +48,7 @@ tasks:
     assert by_id["b"]["score"] == 0.5 and not by_id["b"]["passed"]
     price = pricing.lookup_price("openai", "gpt-4o-mini")
     for record, request in zip([by_id["a"], by_id["b"]], usage):
-        judge = record["extra"]["judge"]
+        judge = record["judge"]
         assert judge["calls"] == 1 and judge["model"] == "grader"
         assert judge["cost_usd"] == pytest.approx(pricing.cost(Usage(judge["input_tokens"], judge["output_tokens"]), price))
         assert judge["input_tokens"] > 0 and judge["output_tokens"] > 0
@@ -58,7 +58,7 @@ tasks:
     header = summary[0].split(",")
     row = dict(zip(header, summary[-1].split(",")))
     assert row["cost_per_task_usd"] == ""  # the fake candidate has no price: unknown, not the judge's
-    assert float(row["judge_cost_usd"]) == pytest.approx(sum(r["extra"]["judge"]["cost_usd"] for r in by_id.values()))
+    assert float(row["judge_cost_usd"]) == pytest.approx(sum(r["judge"]["cost_usd"] for r in by_id.values()))
 
 
 def test_unparseable_verdict_is_an_item_error_not_zero(write_suite, invoke, tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ tasks:
     assert by_id["a"]["score"] == 0.75 and by_id["a"]["error"] is None
     for bad in ("b", "c"):
         assert by_id[bad]["score"] is None and by_id[bad]["error_kind"] == "scorer"
-        assert "judge" in by_id[bad]["extra"]  # its tokens are still accounted for
+        assert by_id[bad]["judge"] is not None  # its tokens are still accounted for
     assert "outside 1..5" in by_id["c"]["error"] and "SCORE: n" in by_id["b"]["error"]
 
 
@@ -102,7 +102,7 @@ tasks:
     by_id = {r["case_id"]: r for r in _records(tmp_path / "out")}
     assert by_id["a"]["score"] == 0.5  # won as A, lost as B: the position bias cancels
     assert by_id["b"]["score"] == 0.5
-    assert by_id["a"]["extra"]["judge"]["calls"] == 2
+    assert by_id["a"]["judge"]["calls"] == 2
 
 
 def test_same_family_judge_warns_and_unknown_judge_is_a_suite_error(write_suite, invoke, tmp_path: Path) -> None:
@@ -144,5 +144,5 @@ tasks:
     assert invoke("run", str(suite), "--out", str(tmp_path / "out"), "-m", "cand").exit_code == 0
     for record in _records(tmp_path / "out"):
         assert record["error_kind"] == "scorer" and record["score"] is None
-        judge = record["extra"]["judge"]
+        judge = record["judge"]
         assert judge["output_tokens"] > 0 and judge["cost_usd"] is None and judge["latency_s"] > 0

@@ -272,34 +272,29 @@ def test_lookup_is_lazy_and_offline() -> None:
 # ---------------------------------------------------------------------- overrides
 
 
-def test_override_precedence_cli_over_suite_over_catalogue() -> None:
-    p = resolve_price(
-        "openai",
-        "gpt-4o-mini",
-        suite_override={"input": 0.12, "output_per_mtok": 0.50},
-        cli_override={"input_per_mtok": 0.10},
-    )
+def test_override_precedence_suite_over_catalogue() -> None:
+    p = resolve_price("openai", "gpt-4o-mini", {"input": 0.10, "output_per_mtok": 0.50})
     assert p is not None
-    assert p.input_per_mtok == 0.10  # CLI beats suite
-    assert p.output_per_mtok == 0.50  # suite beats catalogue
+    assert p.input_per_mtok == 0.10  # the suite beats the catalogue
+    assert p.output_per_mtok == 0.50
     assert p.cache_read_per_mtok == 0.075  # catalogue fills the rest
     assert p.batch_discount == 0.5
-    assert p.source == "cli"
+    assert p.source == "suite"
     assert p.model_ref == "gpt-4o-mini"
 
-    suite_only = resolve_price("openai", "gpt-4o-mini", suite_override={"cache_read": 0.05})
+    suite_only = resolve_price("openai", "gpt-4o-mini", {"cache_read": 0.05})
     assert suite_only is not None and suite_only.source == "suite"
     assert (suite_only.input_per_mtok, suite_only.cache_read_per_mtok) == (0.15, 0.05)
 
-    catalogue = resolve_price("openai", "gpt-4o-mini", suite_override={}, cli_override=None)
+    catalogue = resolve_price("openai", "gpt-4o-mini", {})
     assert catalogue == lookup_price("openai", "gpt-4o-mini")
 
 
 def test_override_for_unknown_model_needs_full_price() -> None:
-    p = resolve_price("openai", "my-finetune-xyz", suite_override={"input": 0.3, "output": 1.2})
+    p = resolve_price("openai", "my-finetune-xyz", {"input": 0.3, "output": 1.2})
     assert p == Price(input_per_mtok=0.3, output_per_mtok=1.2, source="suite")
     with pytest.raises(ValueError, match="output_per_mtok"):
-        resolve_price("openai", "my-finetune-xyz", suite_override={"input": 0.3})
+        resolve_price("openai", "my-finetune-xyz", {"input": 0.3})
 
 
 def test_override_validation_and_clearing() -> None:
@@ -312,9 +307,9 @@ def test_override_validation_and_clearing() -> None:
         price_from_override({"batch_discount": 1.0}, base)
     with pytest.raises(ValueError):
         price_from_override({"output": None}, base)
-    cleared = price_from_override({"cache_write": None, "as_of": "2026-09"}, base, source="cli")
+    cleared = price_from_override({"cache_write": None, "as_of": "2026-09"}, base)
     assert cleared.cache_write_per_mtok is None and cleared.as_of == "2026-09"
-    assert cleared.cache_read_per_mtok == 0.10 and cleared.source == "cli"
+    assert cleared.cache_read_per_mtok == 0.10 and cleared.source == "suite"
 
 
 def test_override_drops_catalogue_tiers() -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from array import array
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 from openbench.compare import Side, compare
 from openbench.gate import GateRules, decide
+from openbench.manifest import ProcessInfo, RunManifest
 from openbench.records import ItemResult
 from openbench.report.html import MAX_POINTS_PER_MODEL, build_view, pareto_frontier, render_html, render_view
 from openbench.report.html.answers import MAX_PER_TASK, MAX_SHOWN, AnswerCollector
@@ -48,7 +51,7 @@ def _price(inp: float, out: float, ref: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _manifest() -> dict[str, Any]:
+def _manifest() -> RunManifest:
     models = [
         {"id": model, "provider": provider, "model": f"{model}-v1", "status": "ok", "reason": None, "items": 40,
          "errors": 0, "price": None, "hardware_profile": None, "utilisation": None}
@@ -60,13 +63,13 @@ def _manifest() -> dict[str, Any]:
         busy_s=400.0,  # 10 s of the machine per task -> $0.10/h * 10 s / 3600 / 0.5 busy = $0.00056 per task
         hardware_profile={"name": "cpu-2core", "accelerator": "cpu (2 vCPU)", "count": 1, "usd_per_hour": 0.1,
                           "as_of": "2026-11", "source": "builtin example list price (see HARDWARE_NOTE)"},
-        device="cpu", dtype="bfloat16", parameters=134_515_008,
+        details={"device": "cpu", "dtype": "bfloat16", "parameters": 134_515_008},
     )  # fmt: skip
     models.append(
         {"id": "skipped-model", "provider": "anthropic", "model": "claude-haiku-4-5", "status": "skipped",
          "reason": "ANTHROPIC_API_KEY is not set"}
     )  # fmt: skip
-    return {
+    return RunManifest.model_validate({
         "run_id": "20261125-120000-support",
         "status": "completed",
         "openbench_version": "0.1.0",
@@ -86,7 +89,7 @@ def _manifest() -> dict[str, Any]:
         },
         "models": models,
         "spent_usd": 0.05,
-    }
+    })
 
 
 def _records() -> list[ItemResult]:
@@ -267,7 +270,8 @@ def test_latency_chart_streams_records_and_thins_large_runs(run_dir: Path) -> No
 
 
 def test_report_with_nothing_run_still_explains_why() -> None:
-    manifest = {**_manifest(), "models": [m for m in _manifest()["models"] if m["id"] == "skipped-model"]}
+    manifest = _manifest()
+    manifest.models = [m for m in manifest.models if m.id == "skipped-model"]
     page = render_html(summarise([], manifest), iter(()), manifest)
     assert '<div class="chart"' not in page and "<svg" not in page
     assert "Not run (skipped): ANTHROPIC_API_KEY is not set" in page
@@ -329,8 +333,9 @@ def test_gate_verdict_leads_the_report_with_its_rules_and_flips(run_dir: Path) -
 
 
 def test_answers_show_each_model_side_by_side_escaped_and_capped(tmp_path: Path) -> None:
-    manifest = {**_manifest(), "tasks": ["triage"]}
-    manifest["models"] = [m for m in manifest["models"] if m["id"] in ("api-large", "api-mini")]
+    manifest = _manifest()
+    manifest.tasks = ["triage"]
+    manifest.models = [m for m in manifest.models if m.id in ("api-large", "api-mini")]
     records = []
     for i in range(MAX_PER_TASK + 15):
         scores = {"contains": {"value": 0.0, "passed": False, "explanation": f"expected 'billing' in the answer {i}"}}
@@ -367,10 +372,14 @@ def test_answers_share_one_cap_across_many_tasks() -> None:
 
 def test_interrupted_run_says_so_and_no_internal_labels(run_dir: Path) -> None:
     store = RunStore.open(run_dir)
-    manifest = {**store.read_manifest(), "status": "interrupted"}
+    manifest = store.read_manifest()
+    # Killed without a chance to write its end: the manifest still says "running", but its process is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    manifest.status, manifest.process = "running", ProcessInfo(host=socket.gethostname(), pid=dead.pid, started=1.0)
     page = render_html(summarise(store.iter_records(), manifest), store.iter_records(), manifest)
     assert "Interrupted: the figures cover the items finished before it stopped" in page
-    assert "status: running" not in page
+    assert "Running" not in page and "status: running" not in page
     assert "Option:" not in page and "HARDWARE_NOTE" not in page
     assert "<th>Response cache</th><td>on</td>" in page and "<th>Items per task at most</th><td>20</td>" in page
     assert 'id="run-status"' not in render(run_dir)  # a completed run needs no banner

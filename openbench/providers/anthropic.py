@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from openbench.providers.base import AttemptError
-from openbench.providers.sse import SENDING, SDKProvider, classify, events, sdk_kwargs
+from openbench.providers.sse import SENDING, SDKProvider, classify, events
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -21,8 +21,7 @@ class AnthropicProvider(SDKProvider):
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         return sdk.AsyncAnthropic(**kwargs)
 
-    def _stream_method(self) -> Any:
-        return self.client.messages.with_streaming_response.create
+    api_path = "/v1/messages"
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling
@@ -55,8 +54,8 @@ class AnthropicProvider(SDKProvider):
         clock.restart()  # restarted again by the transport when the request is really sent
         sending = SENDING.set(clock)
         try:
-            async with self._create(**sdk_kwargs(self._named, self._body(request))) as response:
-                async for event in events(response.iter_lines()):
+            async with self._stream(self._body(request), clock) as lines:
+                async for event in events(lines):
                     kind = event.get("type") if isinstance(event, dict) else None
                     if kind == "content_block_delta":
                         delta = event.get("delta") or {}

@@ -7,8 +7,9 @@ retries, backoff, concurrency and the clock.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from openbench.manifest import Billing
 from openbench.records import ChatRequest, Completion
 from openbench.suite import ModelSpec
 from openbench.timing import AttemptClock
@@ -72,16 +73,43 @@ def parse_retry_after(headers: Any) -> float | None:
 
 
 class Provider:
-    """Base class. Subclasses implement ``complete``; the rest has sensible defaults."""
+    """Base class. Subclasses implement ``complete`` and declare what they are; the rest has sensible defaults.
 
-    #: Per-token-billed vendor APIs set this to False; it drives the cost columns.
-    self_hosted = True
+    The runner, the estimator and the summaries never ask which provider a model
+    uses: they ask it what it can do through the methods below.
+    """
+
+    #: The variable holding the API key when the suite names none (``None``: no key needed).
+    key_env: str | None = None
     #: Providers whose answer depends on the case's fields, not only on the request (cache key).
     reads_case = False
+    #: Whether the runner's per-request ``timeout_s`` applies (a provider that bounds its own work says False).
+    runner_timeout = True
+    #: The provider-specific model options (``suite.PROVIDER_OPTIONS``) this provider reads; any other is a suite error.
+    options: frozenset[str] = frozenset()
 
     def __init__(self, spec: ModelSpec, suite_dir: Path):
         self.spec = spec
         self.suite_dir = suite_dir
+
+    def billing(self) -> Billing:
+        """How answers are paid for: per token at a price, by the hour of hardware, or not at all.
+
+        A model given a ``price:`` is billed per token; otherwise it runs on hardware of your own.
+        """
+        return "per-token" if self.spec.price is not None else "hardware"
+
+    def max_in_flight(self) -> int:
+        """How many requests this model wants in flight at once."""
+        return self.spec.concurrency
+
+    def caches_by_default(self) -> bool:
+        """Answers that cost money per token are cached by default, so that a re-run never pays twice."""
+        return self.billing() == "per-token"
+
+    def loading_message(self) -> str | None:
+        """What to say while ``start`` runs, when it takes long enough to need saying."""
+        return None
 
     def check(self) -> None:
         """Raise MissingKey / MissingDependency / OpenbenchError if this model cannot run at all."""
@@ -99,9 +127,12 @@ class Provider:
     async def close(self) -> None:
         """Release what ``start`` took."""
 
-    def count_tokens(self, request: ChatRequest) -> int | None:
-        """Input tokens of a request with the model's own tokenizer, if one is at hand."""
-        return None
+    def token_counter(self) -> tuple[Callable[[ChatRequest], int] | None, str]:
+        """A function counting a request's input tokens without loading the model, and how it counts.
+
+        ``None`` when nothing better than an approximation is at hand (the caller then approximates).
+        """
+        return None, "approximation"
 
     def describe(self) -> dict[str, Any]:
         """Facts about the running model for the manifest (device, dtype, resolved path...)."""

@@ -18,7 +18,6 @@ from openbench.timing import AttemptClock
 
 
 class FakeProvider(Provider):
-    self_hosted = True
     reads_case = True
 
     def _param(self, name: str, default: Any) -> Any:

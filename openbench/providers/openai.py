@@ -10,8 +10,8 @@ import os
 from typing import Any
 
 from openbench.errors import OpenbenchError
-from openbench.providers.base import AttemptError
-from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events, sdk_kwargs
+from openbench.providers.base import AttemptError, Provider
+from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -22,8 +22,14 @@ class OpenAIProvider(SDKProvider):
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         return sdk.AsyncOpenAI(**kwargs)
 
-    def _stream_method(self) -> Any:
-        return self.client.chat.completions.with_streaming_response.create
+    def token_counter(self) -> tuple[Any, str]:
+        enc = _tiktoken_encoding(self.spec.model)
+        if enc is None:
+            return None, "approximation"
+        # Chat formatting adds about 3 tokens per message and 3 to prime the reply.
+        return (lambda r: sum(len(enc.encode(m.content)) + 3 for m in r.messages) + 3), "tiktoken"
+
+    api_path = "/chat/completions"
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
         s = request.sampling
@@ -57,8 +63,8 @@ class OpenAIProvider(SDKProvider):
         clock.restart()  # restarted again by the transport when the request is really sent
         sending = SENDING.set(clock)
         try:
-            async with self._create(**sdk_kwargs(self._named, body)) as response:
-                async for event in events(response.iter_lines()):
+            async with self._stream(body, clock) as lines:
+                async for event in events(lines):
                     if event is DONE:
                         done = True
                         break
@@ -86,8 +92,12 @@ class OpenAIProvider(SDKProvider):
 class OpenAICompatibleProvider(OpenAIProvider):
     """vLLM, SGLang, TGI, Ollama, llama.cpp server, ``transformers serve``: the OpenAI API at ``base_url``."""
 
-    self_hosted = True
+    key_env = None  # a key is optional here
+    options = frozenset({"base_url", "api_key_env"})
     _max_tokens_field = "max_tokens"  # what every compatible server understands
+
+    def billing(self) -> str:
+        return Provider.billing(self)
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env) if self.spec.api_key_env else None
@@ -113,3 +123,20 @@ def _usage(raw: dict[str, Any] | None) -> Usage:
         cached_input_tokens=prompt_details.get("cached_tokens") or 0,
         reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
     )
+
+
+def _tiktoken_encoding(model: str) -> Any:
+    """A tiktoken encoder if its files are already cached locally (tiktoken would otherwise download them)."""
+    from pathlib import Path
+
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.join(os.environ.get("TMPDIR", "/tmp"), "data-gym-cache")
+    if not Path(cache).is_dir() or not any(Path(cache).iterdir()):
+        return None
+    try:
+        return tiktoken.encoding_for_model(model)
+    except Exception:  # noqa: BLE001 - unknown model or missing file: fall back to the approximation
+        return None

@@ -15,8 +15,11 @@ from openbench.timing import AttemptClock
 
 
 class ReferenceProvider(Provider):
-    self_hosted = True
     reads_case = True
+    options = frozenset({"field"})
+
+    def billing(self) -> str:
+        return "free"
 
     def check(self) -> None:
         if not self.spec.field:

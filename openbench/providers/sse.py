@@ -14,10 +14,11 @@ import inspect
 import json
 import os
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 from openbench.errors import MissingDependency, MissingKey
 from openbench.providers.base import AttemptError, Provider, parse_retry_after, status_error
+from openbench.providers.transport import LeanStream, SeenRequest, sdk_status_error
 from openbench.timing import AttemptClock
 
 DONE = object()
@@ -40,24 +41,6 @@ async def events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
             raise AttemptError("malformed", f"malformed stream event (not JSON: {exc.msg}): {payload[:80]!r}", retryable=True) from None
 
 
-def named_parameters(create: Callable[..., Any]) -> frozenset[str]:
-    """The keyword arguments an SDK method names (computed once per client, not per request)."""
-    return frozenset(inspect.signature(create).parameters) - {"extra_body"}
-
-
-def sdk_kwargs(named: frozenset[str], body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` as keyword arguments of an SDK method; fields it does not name travel in ``extra_body``.
-
-    SDK releases drop parameters the API still accepts (anthropic 2.x has no
-    ``temperature``), and suites pass vendor extensions through ``params``.
-    """
-    kwargs = {k: v for k, v in body.items() if k in named}
-    extra = {k: v for k, v in body.items() if k not in named}
-    if extra:
-        kwargs["extra_body"] = extra
-    return kwargs
-
-
 # The clock of the attempt running in the current task; the transport's request hook restarts
 # it at the moment the request goes out, after the SDK has built it.
 SENDING: ContextVar[AttemptClock | None] = ContextVar("openbench_sending", default=None)
@@ -69,7 +52,7 @@ async def _mark_sent(request: Any) -> None:
         clock.restart()
 
 
-def http_client(sdk: Any, timeout_s: float) -> Any:
+def http_client(sdk: Any, timeout_s: float, *hooks: Any) -> Any:
     """An SDK HTTP client whose clock starts when the request is sent, on aiohttp where installed.
 
     Under many concurrent streams the SDKs' default transport (httpx2) spends enough CPU on
@@ -77,7 +60,7 @@ def http_client(sdk: Any, timeout_s: float) -> Any:
     +170 ms of TTFT at 64 streams on one core); the SDKs' own aiohttp transport keeps the
     client's share small (see tests/benchmarks/api_concurrency.py).
     """
-    hooks = {"request": [_mark_sent]}
+    hooks = {"request": [_mark_sent, *hooks]}
     try:
         import aiohttp  # noqa: F401
 
@@ -127,8 +110,11 @@ def redact(text: str, secret: str | None) -> str:
 class SDKProvider(Provider):
     """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up."""
 
-    self_hosted = False
     sdk_name = ""  # the SDK's module
+    #: Send streamed requests on the lean session (False: through the SDK's client, e.g. to compare them).
+    lean_transport = True
+    api_path = ""  # the streaming endpoint, under the client's base URL
+    options = frozenset({"base_url", "api_key_env", "batch_api"})
     key_env = ""  # default key variable
     base_url_env = ""  # default endpoint variable
 
@@ -136,8 +122,11 @@ class SDKProvider(Provider):
         super().__init__(spec, suite_dir)
         self.client: Any = None
         self._key: str | None = None
-        self._create: Any = None
-        self._named: frozenset[str] = frozenset()
+        self._raw_response: Any = None
+        self._lean: Any = None
+
+    def billing(self) -> str:
+        return "per-token"
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.spec.api_key_env or self.key_env) or None
@@ -157,12 +146,23 @@ class SDKProvider(Provider):
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def _stream_method(self) -> Callable[..., Any]:
-        raise NotImplementedError
+    @contextlib.asynccontextmanager
+    async def _stream(self, body: dict[str, Any], clock: AttemptClock) -> AsyncIterator[AsyncIterator[str]]:
+        """The response's lines for ``body`` (see ``providers/transport.py`` for what goes through the SDK)."""
+        if self._lean is not None:
+            async with self._lean.stream(body, clock) as lines:
+                yield lines
+            return
+        response = await self.client.post(self.api_path, cast_to=self._raw_response, body=body, stream=True)
+        try:
+            yield response.aiter_lines()
+        finally:
+            await response.aclose()
 
     async def start(self) -> None:
         sdk = importlib.import_module(self.sdk_name)
         self._key = self._api_key() or "EMPTY"
+        seen = SeenRequest()
         # The runner owns retries (timed per attempt), so the SDK's own are off.
         self.client = self._client(
             sdk,
@@ -170,13 +170,24 @@ class SDKProvider(Provider):
             base_url=self._base_url(),
             max_retries=0,
             timeout=self.spec.timeout_s,
-            http_client=http_client(sdk, self.spec.timeout_s),
+            http_client=http_client(sdk, self.spec.timeout_s, seen),
         )
-        self._create = self._stream_method()
-        self._named = named_parameters(self._create)
+        self._raw_response = _raw_response_type(sdk)
         await warm_up(self.client.models, self.spec.timeout_s)
+        if seen.headers is not None and self.lean_transport:
+            url = str(self.client.base_url).rstrip("/") + self.api_path
+            errors = sdk_status_error(self.client, sdk._base_client.httpx2)
+            self._lean = LeanStream(url, seen.headers, self.spec.timeout_s, errors)
 
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
+            self._lean = None
         if self.client is not None:
             await self.client.close()
             self.client = None
+
+
+def _raw_response_type(sdk: Any) -> Any:
+    """The HTTP library's response class, which an SDK client returns unparsed when asked for it."""
+    return sdk._base_client.httpx2.Response

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openbench.report.table import console_for, fmt_usd, table_box
+from openbench.manifest import RunManifest
 from openbench.summary import ALL_TASKS, SummaryRow
 
 
@@ -21,18 +22,18 @@ class BreakEven:
     monthly_dedicated_usd: float | None
 
 
-def break_evens(rows: list[SummaryRow], manifest: dict[str, Any], volume: float | None) -> list[BreakEven]:
+def break_evens(rows: list[SummaryRow], manifest: RunManifest, volume: float | None) -> list[BreakEven]:
     from openbench import pricing
 
-    models = {m["id"]: m for m in manifest.get("models", [])}
+    models = {m.id: m for m in manifest.models}
     overall = [r for r in rows if r.task == ALL_TASKS]
     api = [r for r in overall if r.cost_basis == "api"]
-    hosted = [r for r in overall if models.get(r.model, {}).get("hardware_profile") and models[r.model].get("busy_s")]
+    hosted = [r for r in overall if r.model in models and models[r.model].hardware_profile and models[r.model].busy_s]
     out = []
     for own in hosted:
         info = models[own.model]
-        hw = pricing.Hardware(**info["hardware_profile"])
-        busy = pricing.busy_seconds_per_task(info["busy_s"], max(1, info.get("items", 0) - info.get("cached", 0) - info.get("errors", 0)))
+        hw = info.hardware_profile
+        busy = pricing.busy_seconds_per_task(info.busy_s, max(1, info.items - info.cached - info.errors))
         for other in api:
             out.append(
                 BreakEven(
@@ -49,19 +50,19 @@ def break_evens(rows: list[SummaryRow], manifest: dict[str, Any], volume: float 
     return out
 
 
-def render_cost(rows: list[SummaryRow], manifest: dict[str, Any], volume: float | None, stream=None) -> list[BreakEven]:
+def render_cost(rows: list[SummaryRow], manifest: RunManifest, volume: float | None, stream=None) -> list[BreakEven]:
     from rich.table import Table
 
     console = console_for(stream, 160)
     per_model = Table(title="Cost per task (whole run)", box=table_box(stream))
     for name in ("model", "basis", "$/task", "$/1k tasks", "$/passed task", "self-host dedicated", "self-host usage-based") + (("$/month",) if volume else ()):
         per_model.add_column(name, justify="left" if name in ("model", "basis") else "right")
-    models = {m["id"]: m for m in manifest.get("models", [])}
+    models = {m.id: m for m in manifest.models}
     for r in rows:
         if r.task != ALL_TASKS:
             continue
-        info = models.get(r.model, {})
-        basis = r.cost_basis or ("no price" if info.get("status") == "ok" else info.get("status") or "-")
+        status = models[r.model].status if r.model in models else None
+        basis = r.cost_basis or ("no price" if status == "ok" else status or "-")
         cells = [
             r.model,
             basis,

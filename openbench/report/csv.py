@@ -2,7 +2,7 @@
 
 ``summary.csv``: one row per task × model plus an overall row per model (``task`` = "(all)").
 ``items.csv``: one row per task × case × model with every record field; ``scores`` and
-``extra`` hold JSON. Units are in the column names.
+``judge`` hold JSON. Units are in the column names.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def write_summary(rows: list[SummaryRow], path: Path) -> Path:
 def write_items(records: Iterable[dict], path: Path) -> int:
     """Stream raw records (``RunStore.iter_raw``) to CSV; returns the number of rows written."""
     n = 0
-    nested = {"scores", "extra"}
+    nested = {"scores", "judge"}
     with open(path, "w", newline="", encoding=ENCODING) as f:
         writer = csv.writer(f)
         writer.writerow(ITEM_COLUMNS)

@@ -8,6 +8,7 @@ over the case's fields.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,7 +31,7 @@ class BoundScorer:
     @classmethod
     def bind(cls, spec: ScorerSpec) -> BoundScorer:
         fn = registry.resolve("scorer", spec.type)
-        sig = inspect.signature(getattr(fn, "check_signature", fn))
+        sig = inspect.signature(fn)
         defaults = {
             p.name: p.default
             for p in sig.parameters.values()
@@ -59,7 +60,7 @@ class BoundScorer:
         walk(self.params)
         return found
 
-    @property
+    @functools.cached_property
     def needs_context(self) -> bool:
         """Scorers that call models (judges) take a ``ctx`` and are coroutines."""
         return CONTEXT_PARAM in inspect.signature(self.fn).parameters

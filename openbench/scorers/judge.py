@@ -2,7 +2,7 @@
 
 Verdicts are parsed deterministically (the last ``SCORE: n`` or ``VERDICT: A|B|TIE``
 line); an unparseable verdict makes the item an error, never a 0. The judge's
-tokens, cost and latency are recorded under the record's ``extra.judge``, apart
+tokens, cost and latency are recorded in the record's ``judge`` field, apart
 from the candidate's.
 """
 

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from markupsafe import Markup
 
+from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 from openbench.report.html.charts import MAX_POINTS_PER_MODEL, WIDTH, charts
 from openbench.report.html.narrative import gate_summary, pareto_frontier, summary
@@ -24,7 +25,7 @@ __all__ = ["MAX_POINTS_PER_MODEL", "build_view", "pareto_frontier", "render_html
 
 
 def render_html(
-    rows: list[SummaryRow], records: Iterable[ItemResult], manifest: dict[str, Any], gate: dict[str, Any] | None = None
+    rows: list[SummaryRow], records: Iterable[ItemResult], manifest: RunManifest, gate: dict[str, Any] | None = None
 ) -> str:
     """The whole report as one HTML string. ``records`` is read once."""
     return render_view(build_view(rows, records, manifest, gate))

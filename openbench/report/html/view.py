@@ -1,7 +1,7 @@
 """What the HTML report shows, as one typed object.
 
-``build_view`` is the only place in the report that reads the manifest and the gate decision;
-the narrative, the charts and the template read the view.
+``build_view`` (with its helpers below) is the only place in the report that reads the manifest and
+the gate decision; the narrative, the charts and the template read the view.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
+from openbench.manifest import ModelEntry, RunManifest
 from openbench.records import ItemResult
 from openbench.report.html.answers import AnswerCollector, AnswersView
 from openbench.report.table import fmt_usd
@@ -86,13 +87,13 @@ class ReportView:
 
 
 def build_view(
-    rows: list[SummaryRow], records: Iterable[ItemResult], manifest: dict[str, Any], gate: dict[str, Any] | None = None
+    rows: list[SummaryRow], records: Iterable[ItemResult], manifest: RunManifest, gate: dict[str, Any] | None = None
 ) -> ReportView:
     """The report's content. ``records`` is read once; only latencies and a capped set of answers are kept."""
     overall = [r for r in rows if r.task == ALL_TASKS]
     ran = [r for r in overall if r.items > 0]
-    suite = manifest.get("suite") or {}
-    tasks = list(manifest.get("tasks") or []) or list(dict.fromkeys(r.task for r in rows if r.task != ALL_TASKS))
+    suite_name = manifest.suite.name if manifest.suite else None
+    tasks = list(manifest.tasks) or list(dict.fromkeys(r.task for r in rows if r.task != ALL_TASKS))
     expected: dict[str, list[str]] = {}
     for r in rows:
         if r.task != ALL_TASKS and r.items:
@@ -104,21 +105,21 @@ def build_view(
         answers.add(r)
         if r.error is None and not r.cached and r.latency_s is not None:
             latencies.setdefault(r.model, array("d")).append(r.latency_s)
-    status = effective_status(manifest)
+    status = manifest.effective_status
     return ReportView(
-        title=f"Model benchmark: {suite.get('name') or manifest.get('run_id') or 'run'}",
-        run_id=manifest.get("run_id"),
-        started=when(manifest.get("started_at")),
+        title=f"Model benchmark: {suite_name or manifest.run_id or 'run'}",
+        run_id=manifest.run_id,
+        started=when(manifest.started_at),
         status=status,
         status_note=None if status in (None, "completed") else STATUS_WORDS.get(status, status.capitalize()),
-        version=manifest.get("openbench_version"),
-        suite_name=suite.get("name"),
+        version=manifest.openbench_version,
+        suite_name=suite_name,
         tasks=tasks,
         rows=rows,
         overall=overall,
         ran=ran,
         colours={r.model: PALETTE[i % len(PALETTE)] for i, r in enumerate(overall)},
-        models={m["id"]: _model_state(m) for m in manifest.get("models", []) if "id" in m},
+        models={m.id: _model_state(m) for m in manifest.models},
         latencies=latencies,
         gate=_gate_view(gate) if gate else None,
         answers=answers.finish(),
@@ -126,28 +127,19 @@ def build_view(
     )
 
 
-def effective_status(manifest: dict[str, Any]) -> str | None:
-    """The run's status as the report states it.
-
-    The manifest says "running" until the run ends; a run killed without a chance to write its end still
-    says so. This is the one place to ask the store whether such a run is alive.
-    """
-    return manifest.get("status")
-
-
-def _model_state(m: dict[str, Any]) -> ModelState:
-    details = ", ".join(f"{k} {m[k]}" for k in ("device", "dtype") if m.get(k))
-    if m.get("parameters"):
-        details += (", " if details else "") + f"{m['parameters'] / 1e6:,.0f}M parameters"
+def _model_state(m: ModelEntry) -> ModelState:
+    details = ", ".join(f"{k} {m.details[k]}" for k in ("device", "dtype") if m.details.get(k))
+    if m.details.get("parameters"):
+        details += (", " if details else "") + f"{m.details['parameters'] / 1e6:,.0f}M parameters"
     price, source, as_of = _price_cells(m)
     return ModelState(
-        id=m["id"],
-        provider=m.get("provider"),
-        model=m.get("model"),
-        status=m.get("status"),
-        reason=m.get("reason"),
-        items=m.get("items"),
-        errors=m.get("errors"),
+        id=m.id,
+        provider=m.provider,
+        model=m.model,
+        status=m.status,
+        reason=m.reason,
+        items=m.items,
+        errors=m.errors,
         details=details or None,
         price=price,
         price_source=source,
@@ -155,26 +147,25 @@ def _model_state(m: dict[str, Any]) -> ModelState:
     )
 
 
-def _price_cells(model: dict[str, Any]) -> tuple[str, str | None, str | None]:
+def _price_cells(model: ModelEntry) -> tuple[str, str | None, str | None]:
     from openbench.pricing import DEFAULT_UTILISATION
 
-    price, hw = model.get("price"), model.get("hardware_profile")
+    price, hw = model.price, model.hardware_profile
     if price:
-        text = f"{_rate(price['input_per_mtok'])} / {_rate(price['output_per_mtok'])} per 1M tokens"
-        if price.get("cache_read_per_mtok") is not None:
-            text += f"; cached input {_rate(price['cache_read_per_mtok'])}"
-        if price.get("batch_discount"):
-            text += f"; batch {price['batch_discount']:.0%} off"
-        source = price.get("catalogue_version") or price.get("source") or ""
-        if price.get("model_ref"):
-            source += f" (as {price['model_ref']})"
-        return text, source or None, price.get("as_of") or "undated"
+        text = f"{_rate(price.input_per_mtok)} / {_rate(price.output_per_mtok)} per 1M tokens"
+        if price.cache_read_per_mtok is not None:
+            text += f"; cached input {_rate(price.cache_read_per_mtok)}"
+        if price.batch_discount:
+            text += f"; batch {price.batch_discount:.0%} off"
+        source = price.catalogue_version or price.source or ""
+        if price.model_ref:
+            source += f" (as {price.model_ref})"
+        return text, source or None, price.as_of or "undated"
     if hw:
-        utilisation = model.get("utilisation") or DEFAULT_UTILISATION
-        machine = f"{hw.get('count', 1)}× {hw.get('accelerator') or hw.get('name')}"
-        text = f"self-hosted on {machine} at {_rate(hw['usd_per_hour'])}/hour, {utilisation:.0%} busy"
-        return text, _reader_text(hw.get("source")), hw.get("as_of") or "undated"
-    if model.get("status") not in (None, "ok"):
+        utilisation = model.utilisation or DEFAULT_UTILISATION
+        text = f"self-hosted on {hw.count}× {hw.accelerator or hw.name} at {_rate(hw.usd_per_hour)}/hour, {utilisation:.0%} busy"
+        return text, _reader_text(hw.source), hw.as_of or "undated"
+    if model.status not in (None, "ok"):
         return "none needed (not run)", None, None
     return "unknown: no price on record, so its cost is shown as unknown", None, None
 
@@ -238,19 +229,18 @@ def _option_value(value: Any) -> Any:
     return "on" if value is True else "off" if value is False else value
 
 
-def _provenance(manifest: dict[str, Any], status: str | None) -> dict[str, list[tuple[str, Any]]]:
-    suite = manifest.get("suite") or {}
-    env = manifest.get("environment") or {}
+def _provenance(manifest: RunManifest, status: str | None) -> dict[str, list[tuple[str, Any]]]:
+    env = manifest.environment
     run = [
-        ("Run id", manifest.get("run_id")),
+        ("Run id", manifest.run_id),
         ("Status", status),
-        ("Started", when(manifest.get("started_at"))),
-        ("Ended", when(manifest.get("ended_at"))),
-        ("Resumed", ", ".join(when(t) or "" for t in manifest.get("resumed_at") or []) or None),
-        ("Seed", manifest.get("seed")),
-        ("Spent on APIs", fmt_usd(manifest["spent_usd"]) if manifest.get("spent_usd") is not None else None),
+        ("Started", when(manifest.started_at)),
+        ("Ended", when(manifest.ended_at)),
+        ("Resumed", ", ".join(when(t) or "" for t in manifest.resumed_at) or None),
+        ("Seed", manifest.seed),
+        ("Spent on APIs", fmt_usd(manifest.spent_usd) if manifest.spent_usd else None),
     ]
-    options = manifest.get("options") or {}
+    options = manifest.options.model_dump()
     run += [(label, _option_value(options[k])) for k, label in _OPTION_LABELS.items() if options.get(k) is not None]
     hardware = [
         (_HARDWARE_LABELS.get(k, k.replace("_", " ").capitalize()), ", ".join(map(str, v)) if isinstance(v, list) else v)
@@ -258,14 +248,15 @@ def _provenance(manifest: dict[str, Any], status: str | None) -> dict[str, list[
     ]
     if "hf_offline" in env:
         hardware.append(("Hugging Face offline", "yes" if env["hf_offline"] else "no"))
-    software = [("openbench", manifest.get("openbench_version")), ("Python", env.get("python")), ("Git commit", env.get("git_sha"))]
+    software = [("openbench", manifest.openbench_version), ("Python", env.get("python")), ("Git commit", env.get("git_sha"))]
     software += [(name, ver) for name, ver in (env.get("packages") or {}).items() if ver]
+    suite = manifest.suite
     sections = {
         "Suite": [
-            ("Name", suite.get("name")),
-            ("File", suite.get("path")),
-            ("SHA-256", suite.get("sha256")),
-            ("Tasks", ", ".join(manifest.get("tasks") or []) or None),
+            ("Name", suite.name if suite else None),
+            ("File", suite.path if suite else None),
+            ("SHA-256", suite.sha256 if suite else None),
+            ("Tasks", ", ".join(manifest.tasks) or None),
         ],
         "Run": run,
         "Software": software,

@@ -1,0 +1,109 @@
+"""Checks before side effects, options each provider understands, a budget that holds under concurrency,
+and a run whose process died reads as interrupted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakeserver import FakeServer
+
+from openbench.manifest import ProcessInfo, RunManifest
+from openbench.store import RunStore
+
+FAKE = "{id: f, provider: fake, model: m}"
+
+
+def _suite(write_suite, models: str = FAKE, data: str = "{cases: [{id: a, q: x, answer: ok}]}", files=None) -> Path:
+    return write_suite(
+        f"""
+name: integrity
+models:
+  - {models}
+tasks:
+  - {{name: t, prompt: "{{{{ q }}}}", data: {data}, scorers: [{{type: contains}}]}}
+""",
+        files,
+    )
+
+
+def test_an_option_the_provider_does_not_read_is_a_suite_error(write_suite, invoke) -> None:
+    suite = _suite(write_suite, "{id: gpt, provider: openai, model: gpt-4o-mini, batch_size: 4}")
+    result = invoke("validate", suite)
+    assert result.exit_code == 2
+    assert "suite.yaml:3" in result.output and "models[0].batch_size" in result.output
+    assert "option 'batch_size' means nothing to the openai provider (it is for: hf)" in result.output
+
+
+def test_json_data_is_an_array_of_cases(write_suite, invoke, tmp_path: Path) -> None:
+    rows = [{"id": "a", "q": "one", "answer": "ok"}, {"id": "b", "q": "two", "answer": "ok"}]
+    suite = _suite(write_suite, data="{file: cases.json}", files={"cases.json": json.dumps(rows, indent=2)})
+    result = invoke("validate", suite)
+    assert result.exit_code == 0, result.output
+    assert "2 cases" in result.output
+    (tmp_path / "cases.json").write_text('{"id": "a"}')
+    result = invoke("validate", suite)
+    assert result.exit_code == 2 and "one array of objects" in result.output
+
+
+@pytest.mark.parametrize("args", [["--model", "nope"], ["--hardware", "f=no-such-profile"]], ids=["model", "hardware"])
+def test_a_bad_option_leaves_no_run_folder(write_suite, invoke, tmp_path: Path, args: list[str]) -> None:
+    out = tmp_path / "out"
+    result = invoke("run", _suite(write_suite), "--out", out, *args)
+    assert result.exit_code == 2, result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_gate_keeps_old_verdicts_of_a_folder_that_is_not_a_run(invoke, tmp_path: Path) -> None:
+    (tmp_path / "gate.md").write_text("an old verdict")
+    result = invoke("gate", tmp_path, "--baseline", "a", "--candidate", "b")
+    assert result.exit_code == 2 and "not a run folder" in result.output
+    assert (tmp_path / "gate.md").read_text() == "an old verdict"
+
+
+def test_budget_holds_at_concurrency_16(write_suite, invoke, monkeypatch, tmp_path: Path) -> None:
+    # $1 per token both ways. "what is N" is 3 prompt tokens and the answer 1: $4 per request. Each request first
+    # reserves its worst case: 9 characters / 3 + 4 = 7 input tokens and max_tokens 2 = $9.
+    cases = "".join(json.dumps({"id": f"c{i}", "q": f"what is {i}", "answer": "ok"}) + "\n" for i in range(60))
+    suite = write_suite(
+        """
+name: budget16
+defaults: {max_tokens: 2}
+models:
+  - {id: api, provider: openai, model: gpt-4o-mini, concurrency: 16, cache: false,
+     price: {input_per_mtok: 1000000, output_per_mtok: 1000000}}
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {file: cases.jsonl}, scorers: [{type: contains}]}
+""",
+        {"cases.jsonl": cases},
+    )
+    with FakeServer(reply="ok", ttft_s=0.05) as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-budget16")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
+        result = invoke("run", suite, "--out", tmp_path / "out", "--max-cost", "50")
+        paid = sum(r.path.endswith("/chat/completions") for r in srv.log)
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "out").iterdir()
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    spent = sum(r["cost_usd"] for r in records)
+    assert all(r["cost_usd"] == pytest.approx(4.0) for r in records)
+    assert paid == len(records) <= 50 // 4  # every request sent is recorded, and no more than the budget allows
+    assert 50 - 9 < spent <= 50  # it stops only when the next worst case no longer fits
+    manifest = RunStore.open(run).read_manifest()
+    assert manifest.status == "stopped on budget" and manifest.spent_usd == pytest.approx(spent)
+
+
+def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path, invoke) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store = RunStore.create(tmp_path, "run")
+    store.write_manifest(RunManifest(run_id="run", process=ProcessInfo.current().model_copy(update={"pid": int(dead.stdout)})))
+    manifest = store.read_manifest()
+    assert manifest.status == "running" and manifest.effective_status == "interrupted"
+    result = invoke("report", store.path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((store.path / "report.json").read_text())["run"]["status"] == "interrupted"
+    alive = RunManifest(run_id="run", process=ProcessInfo.current())
+    assert alive.effective_status == "running"
