@@ -81,3 +81,27 @@ def test_verbose_after_the_command_undoes_the_silencing(monkeypatch: pytest.Monk
         restore_libraries()
         assert "TQDM_DISABLE" not in os.environ and os.environ["TRANSFORMERS_VERBOSITY"] == "info"
         assert not [f for f in warnings.filters if getattr(f[3], "pattern", f[3]) == LIBRARIES]
+
+
+def test_first_gguf_conversion_is_announced_in_openbench_words(write_suite, tmp_path: Path) -> None:
+    """The conversion's progress bar is off; openbench says once, before loading, that a conversion comes."""
+    from openbench.providers.hf import HFProvider, _copy_folder
+    from openbench.suite import load_suite
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "model.gguf").write_bytes(b"GGUF")
+    suite = load_suite(
+        write_suite(
+            """
+            name: g
+            models: [{id: local, provider: hf, model: weights/model.gguf, dtype: float32}]
+            tasks: [{name: t, prompt: "{{ q }}", data: {cases: [{id: a, q: x, answer: y}]}, scorers: [{type: exact}]}]
+            """
+        )
+    )
+    provider = HFProvider(suite.model("local"), suite.dir)
+    assert provider.loading_message().startswith("converting model.gguf to float32 once")
+    copy = _copy_folder(str(tmp_path / "weights"), "model.gguf", provider._dtype())
+    copy.mkdir(parents=True)
+    (copy / "config.json").write_text("{}")
+    assert provider.loading_message() == "loading weights/model.gguf on cpu ..."
