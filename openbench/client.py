@@ -88,6 +88,7 @@ class Answer:
     cached: bool
     wall_s: float
     cost_usd: float | None
+    prompt_sha256: str | None = None
 
 
 class BudgetSpent(Exception):
@@ -148,11 +149,15 @@ class ModelClient:
             self.entry.status, self.entry.reason = "failed", f"could not start: {type(exc).__name__}: {exc}"
             return False
         self.entry.details = self.provider.describe()
+        self.entry.template = self.provider.template_facts()
+        self.entry.endpoint = self.provider.endpoint()
         self.entry.in_flight = self.in_flight
         self._semaphore = asyncio.Semaphore(self.in_flight)
         return True
 
     async def close(self) -> None:
+        self.entry.details = {**self.entry.details, **self.provider.describe()}  # with what the run learned (adjustments)
+        self.entry.template = self.provider.template_facts() or self.entry.template
         await self.provider.close()
 
     @property
@@ -174,7 +179,7 @@ class ModelClient:
             key = cache_key({**identity, "case": case_fields} if self.provider.reads_case else identity, request)
             replay = self.cache.get(key)
             if replay is not None:
-                return Answer(replay, None, 0, True, 0.0, self.cost(replay.usage))
+                return Answer(replay, None, 0, True, 0.0, self.cost(replay.usage), self.provider.fingerprint(request))
         worst = self._worst_cost(request)
         if not await self.budget.reserve(worst):
             raise BudgetSpent()
@@ -194,7 +199,7 @@ class ModelClient:
         # current after every item so that an interrupted run still knows it.
         if self.first_start is not None:
             self.entry.busy_s = max(self.entry.busy_s, perf_counter() - self.first_start)
-        return Answer(completion, error, attempts, False, perf_counter() - wall_start, cost)
+        return Answer(completion, error, attempts, False, perf_counter() - wall_start, cost, self.provider.fingerprint(request))
 
     def cost(self, usage: Usage) -> float | None:
         return pricing.cost(usage, self.price, batch=self.spec.batch_api) if self.price else None
@@ -207,13 +212,13 @@ class ModelClient:
         counted = self._counter(request) if self._counter else None
         if counted is None:
             counted = sum(len(m.content) // CHARS_PER_TOKEN_BUDGET + TOKENS_PER_MESSAGE for m in request.messages)
-        return self.cost(Usage(input_tokens=counted, output_tokens=request.sampling.max_tokens))
+        return self.cost(Usage(input_tokens=counted, output_tokens=self.provider.max_output_tokens(request)))
 
     async def _attempts(self, request: ChatRequest, case_fields: dict[str, Any]) -> tuple[Completion | None, AttemptError | None, int]:
         spec, provider = self.spec, self.provider
         attempts = 0
         error: AttemptError | None = None
-        estimate = sum(len(m.content) for m in request.messages) // 4 + request.sampling.max_tokens
+        estimate = sum(len(m.content) for m in request.messages) // 4 + provider.max_output_tokens(request)
         while attempts <= spec.max_retries:
             if self.entry.status == "failed":
                 return None, error or AttemptError("model_failed", self.entry.reason or "model failed"), attempts
@@ -224,7 +229,10 @@ class ModelClient:
                 self.first_start = clock.start
             try:
                 call = provider.complete(request, clock, case_fields)
-                return await (asyncio.wait_for(call, spec.timeout_s) if provider.runner_timeout else call), None, attempts
+                completion = await (asyncio.wait_for(call, spec.timeout_s) if provider.runner_timeout else call)
+                if completion.throttle_s:
+                    self.limiter.pause(completion.throttle_s)  # the vendor's rate-limit headers say its window is spent
+                return completion, None, attempts
             except asyncio.TimeoutError:
                 error = AttemptError("timeout", f"no complete answer within {spec.timeout_s:g}s", retryable=True)
             except AttemptError as exc:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from openbench.errors import RunError
+from openbench.parity import TemplateFacts
 from openbench.pricing.hardware import Hardware
 from openbench.pricing.rates import Price
 from openbench.suite import GateSpec
@@ -53,6 +54,7 @@ class ModelEntry(_Record):
     utilisation: float | None = None
     spent_usd: float = 0.0
     endpoint: str | None = Field(None, description="scheme://host/path the answers came from (no credentials).")
+    template: TemplateFacts | None = Field(None, description="What a local model's chat template did to the suite's messages.")
     details: dict[str, Any] = Field(default_factory=dict, description="Facts the provider reports (device, dtype...).")
 
 
@@ -116,6 +118,7 @@ class RunManifest(_Record):
     models: list[ModelEntry] = Field(default_factory=list)
     judges: list[JudgeEntry] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    sandbox: str | None = Field(None, description="How model-written code was isolated (bubblewrap, process-group), if any ran.")
 
     def model(self, model_id: str) -> ModelEntry | None:
         return next((m for m in self.models if m.id == model_id), None)

@@ -58,6 +58,7 @@ class Timing:
     ttft_s: float | None = None
     itl_s: float | None = None
     chunks: int = 0
+    thinking_s: float | None = None  # send → first reasoning delta, where the stream shows it
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Completion:
     usage: Usage
     timing: Timing
     finish_reason: str | None = None
+    throttle_s: float | None = None  # the vendor's rate-limit headers ask to wait this long before the next request
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class ItemResult:
     error_kind: str | None = None
     latency_s: float | None = None
     ttft_s: float | None = None
+    thinking_s: float | None = None
     itl_s: float | None = None
     tpot_s: float | None = None
     output_tps: float | None = None
@@ -120,6 +123,7 @@ class ItemResult:
     started_at: str | None = None
     cluster: str | None = None
     judge: JudgeUsage | None = None
+    prompt_sha256: str | None = None  # what was sent: the rendered prompt (local models) or the messages (APIs)
 
     @property
     def key(self) -> tuple[str, str, str]:

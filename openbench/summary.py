@@ -45,6 +45,9 @@ class SummaryRow:
     selfhost_dedicated_per_task_usd: float | None
     monthly_cost_usd: float | None
     judge_cost_usd: float | None  # total for this row's items, apart from the model's own cost
+    reasoning_tokens_per_task: float | None = None  # a subset of output_tokens_per_task
+    thinking_p50_s: float | None = None  # send → first reasoning delta, where the stream shows it
+    endpoint: str | None = None  # where an API model's answers came from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +59,7 @@ COLUMNS = [f.name for f in fields(SummaryRow)]
 class _Group:
     __slots__ = (
         "items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n",
-        "lat_sum", "judge_cost", "judge_unknown",
+        "lat_sum", "judge_cost", "judge_unknown", "reasoning", "thinking",
     )
 
     def __init__(self) -> None:
@@ -71,6 +74,8 @@ class _Group:
         self.lat_sum = 0.0
         self.judge_cost: float | None = None
         self.judge_unknown = False
+        self.reasoning: list[int] = []
+        self.thinking: list[float] = []
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
@@ -94,10 +99,13 @@ class _Group:
                 self.ttft.append(r.ttft_s)
             if r.output_tps is not None:
                 self.tps.append(r.output_tps)
+            if r.thinking_s is not None:
+                self.thinking.append(r.thinking_s)
         if r.input_tokens is not None:
             self.tin.append(r.input_tokens)
         if r.output_tokens is not None:
             self.tout.append(r.output_tokens)
+            self.reasoning.append(r.reasoning_tokens)
         if r.cost_usd is not None:
             self.cost += r.cost_usd
             self.cost_n += 1
@@ -166,6 +174,9 @@ def summarise(
             selfhost_dedicated_per_task_usd=dedicated,
             monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
             judge_cost_usd=None if g.judge_unknown else g.judge_cost,
+            reasoning_tokens_per_task=mean(g.reasoning),
+            thinking_p50_s=stats.percentile(g.thinking, 50),
+            endpoint=info.endpoint if info else None,
         )
 
     task_order = {t: i for i, t in enumerate(manifest.tasks if manifest is not None else [])}

@@ -370,6 +370,16 @@ def test_answers_share_one_cap_across_many_tasks() -> None:
     assert len(view.shown) == MAX_SHOWN and {a.task for a in view.shown} == set(tasks)
 
 
+def test_model_notes_are_shown_escaped(run_dir: Path) -> None:
+    store = RunStore.open(run_dir)
+    manifest = store.read_manifest()
+    manifest.models[0].details["adjustments"] = ["api-large: temperature <0.7> dropped (the model accepts only 1)"]
+    page = render_html(summarise(store.iter_records(), manifest), store.iter_records(), manifest)
+    assert '<section id="notes">' in page
+    assert "<li>api-large: temperature &lt;0.7&gt; dropped (the model accepts only 1)</li>" in page
+    assert '<section id="notes">' not in render(run_dir)
+
+
 def test_interrupted_run_says_so_and_no_internal_labels(run_dir: Path) -> None:
     store = RunStore.open(run_dir)
     manifest = store.read_manifest()

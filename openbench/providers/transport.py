@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from openbench.providers.base import AttemptError, parse_retry_after, status_error
@@ -39,6 +40,14 @@ class SeenRequest:
             self.headers = {k: v for k, v in request.headers.items() if k.lower() not in _REQUEST_SPECIFIC}
 
 
+@dataclass(frozen=True)
+class StreamedResponse:
+    """A streamed answer as the providers read it: its lines, and its headers (rate limits)."""
+
+    lines: AsyncIterator[str]
+    headers: Any
+
+
 class LeanStream:
     """Streamed POSTs to one endpoint with fixed headers, over one keep-alive aiohttp session."""
 
@@ -57,7 +66,7 @@ class LeanStream:
         self.timeout_s = timeout_s
 
     @contextlib.asynccontextmanager
-    async def stream(self, body: dict[str, Any], clock: AttemptClock) -> AsyncIterator[AsyncIterator[str]]:
+    async def stream(self, body: dict[str, Any], clock: AttemptClock) -> AsyncIterator[StreamedResponse]:
         import aiohttp
 
         data = json.dumps(body, separators=(",", ":")).encode()
@@ -66,7 +75,7 @@ class LeanStream:
             async with self.session.post(self.url, data=data, headers=self.headers) as response:
                 if response.status >= 400:
                     raise await self._error(response)
-                yield _lines(response.content)
+                yield StreamedResponse(_lines(response.content), response.headers)
         except aiohttp.ClientPayloadError as exc:
             raise AttemptError("stream_cut", f"the stream was cut: {type(exc).__name__}: {exc}", retryable=True) from None
         except (aiohttp.ClientConnectionError, ConnectionError) as exc:

@@ -157,6 +157,7 @@ def render_table(
     monthly: bool = False,
     wide: bool = False,
     columns: list[str] | None = None,
+    notes: list[str] = (),
 ) -> None:
     from rich.table import Table
 
@@ -192,15 +193,16 @@ def render_table(
         table.add_row(*(c.cell(row) for c in shown))
     console.print(table)
     left_out = [c.header for c in COLUMNS if c not in shown and (c.key != "$/month" or monthly)]
-    notes = []
+    footnotes = []
     if left_out and not columns:
-        notes.append(f"  left out to fit {console.width} columns: {', '.join(left_out)} (--wide shows them)")
+        footnotes.append(f"  left out to fit {console.width} columns: {', '.join(left_out)} (--wide shows them)")
     if any(r.cost_basis == "dedicated" for r in rows) and any(c.key == "$/task" for c in shown):
-        notes.append(
+        footnotes.append(
             "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "
             "`openbench cost RUN` adds the usage-based bound and break-even volumes."
         )
     if any(r.cached for r in rows if r.task == ALL_TASKS):
-        notes.append("  cached rows are replays: they count for quality and cost, not for latency.")
-    for note in notes:
+        footnotes.append("  cached rows are replays: they count for quality and cost, not for latency.")
+    footnotes += [f"  note: {n}" for n in notes]
+    for note in footnotes:
         console.print(note, markup=False)

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from openbench.manifest import ModelEntry, RunManifest
 from openbench.records import ItemResult
 from openbench.report.html.answers import AnswerCollector, AnswersView
+from openbench.report.notes import model_notes
 from openbench.report.table import fmt_usd
 from openbench.summary import ALL_TASKS, SummaryRow
 
@@ -83,6 +84,7 @@ class ReportView:
     latencies: dict[str, array]
     gate: GateView | None
     answers: AnswersView
+    notes: list[str] = field(default_factory=list)  # what openbench changed or noticed about the models (report.notes)
     provenance: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
 
 
@@ -123,6 +125,7 @@ def build_view(
         latencies=latencies,
         gate=_gate_view(gate) if gate else None,
         answers=answers.finish(),
+        notes=model_notes(manifest, rows),
         provenance=_provenance(manifest, status),
     )
 
