@@ -138,7 +138,10 @@ def task_fields(task: TaskSpec, suite_system: str | None = None) -> set[str]:
     from openbench.scorers.base import bind_task
 
     system = task.system if task.system is not None else suite_system
-    needed = set(fields_used(task.prompt)) | (fields_used(system) if system else set())
+    templates = [task.prompt, system, *(m.content for m in task.messages or ())]
+    needed = {f for t in templates if t for f in fields_used(t)}
+    if task.messages_field:
+        needed.add(task.messages_field)
     for scorer in bind_task(task):
         needed |= scorer.fields_used()
     return needed
@@ -155,6 +158,17 @@ def _to_case(task: TaskSpec, needed: set[str], row: int, data: Any, where: str, 
             file=where,
             line=row if where.endswith((".jsonl", ".csv")) else None,
         )
+    if task.messages_field:
+        from openbench.conversation import parse_conversation
+
+        try:
+            parse_conversation(data[task.messages_field])
+        except ValueError as exc:
+            raise SuiteError(
+                f"row {row}, field '{task.messages_field}': {exc}",
+                file=where,
+                line=row if where.endswith((".jsonl", ".csv", ".json")) else None,
+            ) from None
     case_id = data.get(id_field)
     return Case(id=str(case_id) if case_id is not None else str(row), fields=data, row=row)
 

@@ -36,6 +36,13 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class StructuredOutputUse(_Record):
+    """How a model honoured a task's response_format (see records.StructuredMode)."""
+
+    mode: str
+    enforced: bool
+
+
 class ModelEntry(_Record):
     id: str
     provider: str
@@ -56,6 +63,9 @@ class ModelEntry(_Record):
     endpoint: str | None = Field(None, description="scheme://host/path the answers came from (no credentials).")
     template: TemplateFacts | None = Field(None, description="What a local model's chat template did to the suite's messages.")
     details: dict[str, Any] = Field(default_factory=dict, description="Facts the provider reports (device, dtype...).")
+    structured_output: dict[str, StructuredOutputUse] = Field(
+        default_factory=dict, description="Per task with a response_format: whether the schema was enforced or only requested."
+    )
 
 
 class JudgeEntry(_Record):

@@ -24,7 +24,7 @@ from openbench.pricing.rates import PriceOverride
 #: Model options that mean something to some providers only; each provider class lists those it reads.
 PROVIDER_OPTIONS = (
     "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field",
-    "sampling", "reasoning_effort", "thinking", "prompt_cache", "chat_template",
+    "sampling", "reasoning_effort", "thinking", "prompt_cache", "chat_template", "constrained_decoding",
 )
 
 
@@ -105,6 +105,9 @@ class ModelSpec(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field("cpu", description="cpu, cuda, cuda:0, mps or auto (device_map='auto').")
     batch_size: int = Field(8, ge=1, le=4096)
+    constrained_decoding: bool = Field(
+        True, description="hf: hold answers to a task's response_format by grammar-constrained decoding (needs llguidance)."
+    )
     chat_template: Literal["model", "suite-only"] = Field(
         "model", description="suite-only: keep the template from adding a system prompt the suite did not give."
     )
@@ -144,6 +147,9 @@ class ScorerSpec(BaseModel):
     type: str
     weight: float = Field(1.0, ge=0, le=1_000_000)
     label: str | None = Field(None, description="Column name when a task uses one scorer type twice.")
+    target: Literal["output", "tool_arguments"] = Field(
+        "output", description="What the scorer reads: the answer's text, or the first tool call's arguments as JSON."
+    )
 
     @property
     def params(self) -> dict[str, Any]:
@@ -178,11 +184,82 @@ class DataSpec(_Strict):
         return self
 
 
+TEMPLATE_ROLES = ("system", "user", "assistant")
+
+
+class MessageTemplate(_Strict):
+    """One turn of a task's conversation; ``content`` is a Jinja2 template over the case's fields."""
+
+    role: str = Field(..., description="system, user or assistant.")
+    content: str
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        if value not in TEMPLATE_ROLES:
+            raise ValueError(f"unknown role '{value}'{registry.did_you_mean(value, TEMPLATE_ROLES)}; expected one of: {', '.join(TEMPLATE_ROLES)}")
+        return value
+
+
+class ToolSpec(_Strict):
+    """A function the model may call."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Letters, digits, _ and -, at most 64.")
+    description: str | None = None
+    parameters: dict[str, Any] = Field(..., description="JSON Schema of the arguments (an object).")
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(value)
+        if value.get("type") != "object":
+            raise ValueError("a tool's parameters must be a JSON Schema with type: object")
+        return value
+
+
+class ToolChoiceName(_Strict):
+    name: str = Field(..., description="The tool the model must call.")
+
+
+class ResponseFormatSpec(_Strict):
+    """The answer must be JSON following a schema (enforced where the provider can; see the README)."""
+
+    json_schema: dict[str, Any] = Field(..., description="A JSON Schema of the answer.")
+    name: str = Field("response", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    strict: bool = Field(True, description="OpenAI: strict schema adherence.")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(value)
+        return value
+
+
+def check_json_schema(schema: dict[str, Any]) -> None:
+    """Raise ValueError when ``schema`` is not a valid JSON Schema (draft 2020-12)."""
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(map(str, exc.path)) or "(root)"
+        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+
+
 class TaskSpec(_Strict):
     name: str = Field(..., min_length=1)
     description: str | None = None
     system: str | None = Field(None, description="System prompt (Jinja2 template); defaults.system when unset.")
-    prompt: str = Field(..., min_length=1, description="User message, a Jinja2 template over the case's fields.")
+    prompt: str | None = Field(None, min_length=1, description="User message, a Jinja2 template over the case's fields.")
+    messages: list[MessageTemplate] | None = Field(
+        None, min_length=1, description="A conversation of templates (instead of prompt): few-shot turns, history."
+    )
+    messages_field: str | None = Field(
+        None, min_length=1, description="A case field holding a conversation in the OpenAI chat format (instead of prompt)."
+    )
+    tools: list[ToolSpec] = Field(default_factory=list, description="Functions the model may call.")
+    tool_choice: Literal["auto", "required", "none"] | ToolChoiceName | None = None
+    response_format: ResponseFormatSpec | None = None
     data: DataSpec
     scorers: list[ScorerSpec] = Field(..., min_length=1)
     pass_threshold: float | None = Field(
@@ -191,6 +268,24 @@ class TaskSpec(_Strict):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     temperature: float | None = Field(None, ge=0, le=2)
     cluster_field: str | None = Field(None, description="Case field whose items are correlated (for the statistics).")
+
+    @model_validator(mode="after")
+    def _one_conversation(self) -> TaskSpec:
+        given = [k for k in ("prompt", "messages", "messages_field") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of prompt, messages or messages_field (got {', '.join(given) or 'none'})")
+        names = [t.name for t in self.tools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tool name: {', '.join(dupes)}")
+        if self.tool_choice is not None and not self.tools:
+            raise ValueError("tool_choice needs tools")
+        if isinstance(self.tool_choice, ToolChoiceName) and self.tool_choice.name not in names:
+            raise ValueError(
+                f"tool_choice names '{self.tool_choice.name}'{registry.did_you_mean(self.tool_choice.name, names)}, "
+                f"which is not among the tools: {', '.join(names)}"
+            )
+        return self
 
 
 class GateSpec(_Strict):
@@ -344,6 +439,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     _check_provider_options(suite)
     _check_scorers(suite)
     _check_templates(suite)
+    _check_conversations(suite)
     _check_hardware(suite)
     return suite
 
@@ -467,7 +563,8 @@ def _check_scorers(suite: LoadedSuite) -> None:
 
 def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
     sig = inspect.signature(fn)
-    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name != "ctx"]
+    # ctx and tool_calls are given by the runner (see scorers/base.py), never by the suite.
+    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in ("ctx", "tool_calls")]
     validate = getattr(fn, "validate_params", None)
     if validate is not None:
         problem = validate(spec.params, suite.spec)
@@ -518,6 +615,7 @@ def _check_templates(suite: LoadedSuite) -> None:
     sources = [(("defaults", "system"), suite.spec.defaults.system)]
     for ti, task in enumerate(suite.spec.tasks):
         sources += [(("tasks", ti, "prompt"), task.prompt), (("tasks", ti, "system"), task.system)]
+        sources += [(("tasks", ti, "messages", mi, "content"), m.content) for mi, m in enumerate(task.messages or ())]
     for loc, source in sources:
         if source is None:
             continue
@@ -525,6 +623,22 @@ def _check_templates(suite: LoadedSuite) -> None:
             compile_template(source)
         except TemplateError as exc:
             raise suite.error(str(exc), loc) from None
+
+
+def _check_conversations(suite: LoadedSuite) -> None:
+    """A task's template turns must form a conversation every provider accepts."""
+    from openbench.conversation import turn_order_problem
+
+    for ti, task in enumerate(suite.spec.tasks):
+        if task.messages is None:
+            continue
+        roles = [m.role for m in task.messages]
+        if "system" in roles and task.system is not None:
+            raise suite.error("give the system prompt once: in `system` or as the first message, not both", ("tasks", ti, "system"))
+        problem = turn_order_problem(roles)
+        if problem is not None:
+            index, message = problem
+            raise suite.error(message, ("tasks", ti, "messages", index, "role"))
 
 
 def _check_hardware(suite: LoadedSuite) -> None:
