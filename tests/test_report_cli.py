@@ -53,6 +53,7 @@ def test_csv_files_are_spreadsheet_ready(run_dir: Path, invoke, tmp_path: Path) 
     assert list(items[0]) == ITEM_COLUMNS and len(items) == 80
     datetime.fromisoformat(items[0]["started_at"])  # ISO 8601
     assert json.loads(items[0]["scores"])["exact"]["value"] in (0.0, 1.0)
+    assert all(row["tool_calls"] == "" and row["notes"] == "" for row in items)  # empty, never "None" or "[]"
     (out / "notes.txt").write_text("mine")
     assert invoke("report", str(run_dir), "--format", "csv", "-o", str(out / "notes.txt")).exit_code == 2
     assert (out / "notes.txt").read_text() == "mine"
@@ -114,3 +115,13 @@ def test_estimate_counts_a_local_model_with_its_own_tokenizer(invoke) -> None:
             text = tok.apply_chat_template([{"role": "user", "content": json.loads(line)[field]}], add_generation_prompt=True, tokenize=False)
             expected += len(tok(text, add_special_tokens=False).input_ids)
     assert f"{expected:,}" in result.output
+
+
+def test_items_csv_writes_nested_fields_as_json(tmp_path: Path) -> None:
+    from openbench.report.csv import write_items
+
+    record = {"task": "t", "case_id": "c", "model": "m", "tool_calls": [{"name": "f", "arguments": {"x": 1}}], "notes": ["merged turns"]}
+    write_items([record], tmp_path / "items.csv")
+    row = _read_csv(tmp_path / "items.csv")[0]
+    assert json.loads(row["tool_calls"]) == record["tool_calls"] and json.loads(row["notes"]) == ["merged turns"]
+    assert row["error"] == "" and row["cached"] == ""
