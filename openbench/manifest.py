@@ -116,6 +116,9 @@ class RunManifest(_Record):
     suite: SuiteRef | None = None
     tasks: list[str] = Field(default_factory=list)
     gate: GateSpec | None = None
+    fingerprints: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per task: hashes of its prompt and scorers, and one per case (compare.suite_fingerprints)."
+    )
     seed: int | None = None
     started_at: str | None = None
     resumed_at: list[str] = Field(default_factory=list)

@@ -153,11 +153,15 @@ class Runner:
             for spec in self.models():
                 await self._run_model(spec, work)
         finally:
-            for judge in self.judges.values():
-                await judge.close()
-            if self.cache is not None:
-                self.cache.close()
+            await self.close()
         return self.results
+
+    async def close(self) -> None:
+        """Close what models share: the judges' clients and the response cache."""
+        for judge in self.judges.values():
+            await judge.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def judge_entries(self) -> list[JudgeEntry]:
         return [JudgeEntry(id=j.spec.id, calls=j.entry.items, spent_usd=round(j.entry.spent_usd, 6), price=j.price) for j in self.judges.values()]
@@ -206,6 +210,20 @@ class Runner:
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             return entry
         self.reporter.model_started(spec.id, len(todo))
+        try:
+            await self.run_items(client, todo)
+        finally:
+            await self.close_client(client)
+        if entry.status == "pending":
+            entry.status = "ok"
+            if self.budget_hit:
+                entry.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
+        self.reporter.model_finished(spec.id, entry.status, entry.reason)
+        return entry
+
+    async def run_items(self, client: ModelClient, todo: list[WorkItem]) -> None:
+        """Items through a started client's pool of workers; each record is stored as soon as it is final."""
+        spec, entry = client.spec, client.entry
         items: Iterator[WorkItem] = iter(todo)
         aborted: list[str] = []
 
@@ -222,21 +240,15 @@ class Runner:
                 self.reporter.item_done(spec.id, record)
                 self._account(client, record, aborted)
 
-        try:
-            await asyncio.gather(*(worker() for _ in range(min(client.in_flight, len(todo)))))
-        finally:
-            await client.close()
-            self._keep_rendered_prompts(client)
+        await asyncio.gather(*(worker() for _ in range(min(client.in_flight, len(todo)))))
         if aborted:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             raise RunAborted(f"model '{spec.id}': {entry.reason}; finished items are saved")
-        if entry.status == "pending":
-            entry.status = "ok"
-            if self.budget_hit:
-                entry.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
-        self.reporter.model_finished(spec.id, entry.status, entry.reason)
-        return entry
+
+    async def close_client(self, client: ModelClient) -> None:
+        await client.close()
+        self._keep_rendered_prompts(client)
 
     def _keep_rendered_prompts(self, client: ModelClient) -> None:
         """The first prompts exactly as a local model saw them, in the run folder: ``prompts/<model>.txt``."""

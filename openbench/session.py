@@ -35,6 +35,7 @@ class RunSettings:
     hardware: dict[str, str] | None = None
     wide: bool = False
     columns: list[str] | None = None
+    gate: Any = None  # gaterun.GateOptions: run baseline and candidate as a sequential gate
 
 
 def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifest | None]:
@@ -62,6 +63,7 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifes
 
 
 def execute(settings: RunSettings) -> int:
+    from openbench.compare import suite_fingerprints
     from openbench.progress import reporter_for
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
@@ -69,6 +71,7 @@ def execute(settings: RunSettings) -> int:
 
     volume_per_month(settings.volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)
+    sequence = _sequential(suite, store, settings)
     options = RunOptions(
         model_ids=settings.models,
         limit=settings.limit,
@@ -84,6 +87,12 @@ def execute(settings: RunSettings) -> int:
     if store is None:  # every check has passed: only now is a run folder made
         store = RunStore.create(settings.out, new_run_id(suite.spec.name))
     runner = Runner(suite, store, options, reporter=None)  # reporter set below
+    gate_run = None
+    if sequence is not None:
+        from openbench.gaterun import SequentialGate
+
+        gate_run = SequentialGate(suite, store, *sequence, settings.limit)
+        gate_run.save()
     now = utc_now()
     manifest = RunManifest(
         run_id=store.path.name,
@@ -92,6 +101,7 @@ def execute(settings: RunSettings) -> int:
         suite=SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256),
         tasks=[t.name for t in suite.spec.tasks],
         gate=suite.spec.gate,
+        fingerprints=suite_fingerprints(suite),  # so a later run can check it asked the same things
         seed=suite.spec.defaults.seed,
         started_at=previous.started_at if previous else now,
         resumed_at=[*previous.resumed_at, now] if previous else [],
@@ -113,8 +123,10 @@ def execute(settings: RunSettings) -> int:
     _sigterm_as_interrupt()
     try:
         with reporter:
-            asyncio.run(runner.run())
+            asyncio.run(runner.run() if gate_run is None else gate_run.run(runner))
         manifest.status = "stopped on budget" if runner.budget_hit else "completed"
+        if gate_run is not None and gate_run.last is not None and gate_run.last.verdict != "continue":
+            manifest.status = "stopped early by the gate"
     except KeyboardInterrupt:
         manifest.status = "interrupted"
         code = EXIT_INTERRUPTED
@@ -137,16 +149,38 @@ def execute(settings: RunSettings) -> int:
         if runner.judges:
             manifest.judges = runner.judge_entries()
         store.write_manifest(manifest)
-    rows = print_summary(store, settings.volume, manifest, settings.wide, settings.columns or suite.spec.columns)
-    _count_from_rows(manifest, rows)
+    # Also sets counts and failed/degraded statuses.
+    print_summary(store, settings.volume, manifest, settings.wide, settings.columns or suite.spec.columns)
     store.write_manifest(manifest)
+    failed = [m.id for m in manifest.models if m.status == "failed"]
+    if failed and code == 0:
+        print(f"\nfailed: {', '.join(failed)} (see the reasons above); exit code 1", file=sys.stderr)
+        code = 1
     if code == EXIT_INTERRUPTED:
         print(f"\ninterrupted: finished items are saved. Resume with:\n  openbench run --resume {store.path}", file=sys.stderr)
     elif runner.budget_hit:
         print(f"\nstopped on budget: ${runner.spent_usd:.4f} spent (--max-cost {settings.max_cost}). "
               f"Finished items are saved; resume with: openbench run --resume {store.path} --max-cost N", file=sys.stderr)
     print(f"\nresults: {store.path}", file=sys.stderr)
+    if gate_run is not None and code == 0:
+        code = gate_run.finish()
     return code
+
+
+def _sequential(suite: Any, store: RunStore | None, settings: RunSettings) -> tuple[Any, Any] | None:
+    """For ``run --gate`` (or resuming a run that was one): the sequence's settings and the gate rules."""
+    from openbench.gaterun import prepare, saved_settings
+
+    saved = saved_settings(store)
+    if settings.gate is None and saved is None:
+        return None
+    if saved is None and store is not None:
+        raise RunError(f"{store.path} was not a sequential gate run; resume it without --gate, then run `openbench gate`")
+    from openbench.gaterun import GateOptions
+
+    sequence = prepare(suite, settings.gate or GateOptions(), saved)
+    settings.models = [sequence[0].baseline, sequence[0].candidate]
+    return sequence
 
 
 def _sandbox_isolation(suite: Any) -> str | None:
@@ -197,7 +231,8 @@ def _merge_models(manifest: RunManifest, finished: list[ModelEntry]) -> None:
 
 
 def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
-    """Item counts come from the records (the latest per item), so a resumed run never counts twice."""
+    """Item counts come from the records (the latest per item), so a resumed run never counts twice;
+    so does a "failed" (every item errored) or "degraded" (too many errors) status."""
     from openbench.summary import ALL_TASKS
 
     overall = {r.model: r for r in rows if r.task == ALL_TASKS}
@@ -205,6 +240,8 @@ def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
         row = overall.get(entry.id)
         if row is not None:
             entry.items, entry.errors, entry.cached = row.items, row.errors, row.cached
+            if row.status != entry.status:
+                entry.status, entry.reason = row.status, f"{row.errors} of {row.items} items errored"
 
 
 def _sigterm_as_interrupt() -> None:
@@ -228,6 +265,7 @@ def print_summary(
     manifest = manifest or store.read_manifest()
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
+    _count_from_rows(manifest, rows)
     write_summary(rows, store.path / SUMMARY)
     title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
     render_table(rows, title=title, monthly=per_month is not None, wide=wide, columns=columns, notes=model_notes(manifest, rows))

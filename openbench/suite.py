@@ -291,8 +291,13 @@ class TaskSpec(_Strict):
 class GateSpec(_Strict):
     baseline: str | None = None
     candidate: str | None = None
-    margin: float = Field(0.02, gt=0, le=1)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    margin: float = Field(0.02, gt=0, le=1, description="Largest acceptable quality drop (0.02 = 2 points).")
+    confidence: float = Field(
+        0.95, ge=0.8, lt=1, description="Two-sided confidence level; the quality test is one-sided at (1 - confidence) / 2."
+    )
+    max_error_increase: float = Field(
+        0.02, ge=0, le=1, description="Largest acceptable rise in the error rate, per task (upper confidence bound)."
+    )
     max_p95_latency_s: float | None = Field(None, gt=0)
     max_cost_per_task_usd: float | None = Field(None, ge=0)
     min_pass_rate: float | None = Field(None, ge=0, le=1)

@@ -323,8 +323,8 @@ def test_gate_verdict_leads_the_report_with_its_rules_and_flips(run_dir: Path) -
     # Every item that api-large passed and api-mini failed (or the reverse), counted from the records.
     by_key = {}
     for r in _records():
-        if r.error is None and not r.cached and r.model in ("api-large", "api-mini"):
-            by_key.setdefault((r.task, r.case_id), {})[r.model] = r.passed
+        if not r.cached and r.model in ("api-large", "api-mini"):  # a failed request counts as a failure
+            by_key.setdefault((r.task, r.case_id), {})[r.model] = r.error is None and r.passed
     flips = [k for k, v in by_key.items() if len(v) == 2 and v["api-large"] != v["api-mini"]]
     assert flips and f"{len(flips)} items changed outcome" in section
     links = re.findall(r'<li><a href="#(answer-\d+)">', section)

@@ -255,4 +255,7 @@ def test_scorer_exception_makes_item_an_error_not_zero(write_suite, invoke, tmp_
     summary = (run_dir / "summary.csv").read_text().splitlines()
     header = summary[0].split(",")
     row = dict(zip(header, summary[1].split(",")))
-    assert row["errors"] == "1" and row["scored"] == "2" and float(row["quality_mean"]) == 1.0
+    assert row["errors"] == "1" and row["scored"] == "2"
+    # The errored item counts as a failure; the secondary view leaves it out.
+    assert float(row["quality_mean"]) == pytest.approx(2 / 3) and float(row["pass_rate"]) == pytest.approx(2 / 3)
+    assert float(row["quality_excl_errors"]) == 1.0 and float(row["pass_rate_excl_errors"]) == 1.0

@@ -94,7 +94,7 @@ def cells(run_dir: Path) -> dict[str, set[str]]:
     return {c.key: {c.cell(r) for r in rows} for c in COLUMNS}
 
 
-@pytest.mark.parametrize(("width", "expected"), [(80, AT_80), (120, AT_120), (200, [c.key for c in COLUMNS if c.key != "$/month"])])
+@pytest.mark.parametrize(("width", "expected"), [(80, AT_80), (120, AT_120), (200, [c.key for c in COLUMNS if c.key not in ("$/month", "excl")])])
 def test_table_fits_the_terminal_and_never_cuts_a_number(run_dir: Path, width: int, expected: list[str]) -> None:
     raw = in_pty(width, "show", str(run_dir))
     text = ANSI.sub("", raw)
@@ -106,14 +106,14 @@ def test_table_fits_the_terminal_and_never_cuts_a_number(run_dir: Path, width: i
         if key not in ("task", "model"):
             for cell in cells(run_dir)[key]:
                 assert cell in text, (key, cell)
-    left_out = [HEADERS[k] for k in HEADERS if k not in expected and k != "$/month"]
+    left_out = [HEADERS[k] for k in HEADERS if k not in expected and k not in ("$/month", "excl")]  # no errors here
     if left_out:
         assert f"left out to fit {width} columns: {', '.join(left_out)} (--wide shows them)" in " ".join(text.split())
 
 
 def test_wide_and_a_columns_choice(run_dir: Path, write_suite, invoke) -> None:
     text = ANSI.sub("", in_pty(80, "show", str(run_dir), "--wide"))
-    assert header_keys(text) == [c.key for c in COLUMNS if c.key != "$/month"] and "…" not in text
+    assert header_keys(text) == [c.key for c in COLUMNS if c.key not in ("$/month", "excl")] and "…" not in text
     for cell in cells(run_dir)["$/passed"]:
         assert cell in text
     text = ANSI.sub("", in_pty(80, "show", str(run_dir), "--columns", "model,quality,tok/s,cached"))
@@ -135,4 +135,4 @@ def test_no_color_and_plain_output_carry_no_escape_codes(run_dir: Path, invoke) 
     assert "\x1b" not in in_pty(120, "show", str(run_dir), env={"NO_COLOR": "1"})  # ...unless NO_COLOR says no
     plain = invoke("show", str(run_dir))  # not a terminal: every column, no codes
     assert plain.exit_code == 0 and "\x1b" not in plain.output
-    assert header_keys(plain.output) == [c.key for c in COLUMNS if c.key != "$/month"]
+    assert header_keys(plain.output) == [c.key for c in COLUMNS if c.key not in ("$/month", "excl")]

@@ -71,6 +71,19 @@ def fmt_quality(row: SummaryRow) -> str:
     return f"{row.quality_mean:.2f} [{row.quality_ci_low:.2f}, {row.quality_ci_high:.2f}]"
 
 
+def fmt_model(row: SummaryRow) -> str:
+    """The model's id, with its status when that status is a warning."""
+    return f"{row.model} ({row.status})" if row.status in ("failed", "degraded") else row.model
+
+
+def fmt_excl_errors(row: SummaryRow) -> str:
+    """The secondary view: quality over the items that did not error."""
+    return "-" if row.quality_excl_errors is None or not row.errors else f"{row.quality_excl_errors:.2f}"
+
+
+ERRORS_NOTE = "  errors count as failures (score 0); 'excl. errors' is quality over the items that did not error."
+
+
 def _cost_cell(row: SummaryRow) -> str:
     if row.cost_basis == "dedicated":
         return f"{fmt_usd(row.selfhost_dedicated_per_task_usd)}*"
@@ -90,12 +103,13 @@ class Column:
 
 
 #: Every column in display order. On a narrow terminal the highest priority number goes first,
-#: and within a priority the rightmost.
+#: and within a priority the rightmost. "excl" appears only when some item errored, "$/month" with --volume.
 COLUMNS: list[Column] = [
     Column("task", "task", lambda r: r.task, 1),
-    Column("model", "model", lambda r: r.model, 1),
+    Column("model", "model", fmt_model, 1),
     Column("n", "n", lambda r: str(r.items), 2),
     Column("quality", "quality [95% CI]", fmt_quality, 1),
+    Column("excl", "excl. errors", fmt_excl_errors, 3),
     Column("pass", "pass", lambda r: "-" if r.pass_rate is None else f"{r.pass_rate:.0%}", 2),
     Column("p50", "e2e p50 s", lambda r: fmt_num(r.latency_p50_s), 4),
     Column("p95", "e2e p95 s", lambda r: fmt_num(r.latency_p95_s), 2),
@@ -163,13 +177,15 @@ def render_table(
 
     stream = stream or sys.stdout
     console = console_for(stream)
+    errored = any(r.errors for r in rows)
+    offered = [c for c in COLUMNS if (c.key != "$/month" or monthly) and (c.key != "excl" or errored)]
     if columns:
         problem = column_error(columns)
         if problem:
             raise OpenbenchError(problem)
         shown = [next(c for c in COLUMNS if c.key == key) for key in columns]
     else:
-        shown = [c for c in COLUMNS if c.key != "$/month" or monthly]
+        shown = offered
         if stream.isatty() and not wide:
             shown = fit_columns(rows, console.width, shown)
     need = _widths(rows, shown)
@@ -192,8 +208,8 @@ def render_table(
         last_task = row.task
         table.add_row(*(c.cell(row) for c in shown))
     console.print(table)
-    left_out = [c.header for c in COLUMNS if c not in shown and (c.key != "$/month" or monthly)]
-    footnotes = []
+    left_out = [c.header for c in offered if c not in shown]
+    footnotes = [ERRORS_NOTE] if errored and any(c.key in ("quality", "excl") for c in shown) else []
     if left_out and not columns:
         footnotes.append(f"  left out to fit {console.width} columns: {', '.join(left_out)} (--wide shows them)")
     if any(r.cost_basis == "dedicated" for r in rows) and any(c.key == "$/task" for c in shown):

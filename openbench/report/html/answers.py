@@ -39,6 +39,11 @@ class Side:
     explanations: list[tuple[str, str]]  # (scorer, explanation)
 
     @property
+    def passes(self) -> bool | None:
+        """Whether the item counts as passed: a failed request counts as a failure; None when it was not scored."""
+        return False if self.error is not None else self.passed
+
+    @property
     def outcome(self) -> str:
         if self.error is not None:
             return "error"
@@ -136,11 +141,10 @@ class AnswerCollector:
     def _classify(self, by_model: dict[str, Side], sides: list[Side]) -> tuple[str | None, str]:
         if self.pair and all(m in by_model for m in self.pair):
             base, cand = (by_model[m] for m in self.pair)
-            if base.error is None and cand.error is None and base.passed is not None and cand.passed is not None:
-                if base.passed != cand.passed:
-                    self._flipped += 1
-                    self._flipped_to_pass += bool(cand.passed)
-                    return "flip", f"{self.pair[0]} {base.outcome} → {self.pair[1]} {cand.outcome}"
+            if None not in (base.passes, cand.passes) and base.passes != cand.passes:
+                self._flipped += 1
+                self._flipped_to_pass += bool(cand.passes)
+                return "flip", f"{self.pair[0]} {base.outcome} → {self.pair[1]} {cand.outcome}"
         failed = [s.model for s in sides if s.error is not None]
         if failed:
             return "error", f"failed request: {', '.join(failed)}"

@@ -95,7 +95,7 @@ def summary(view: ReportView) -> list[Markup]:
     failing = [r for r in ran if r.errors]
     if failing:
         counts = Markup(", ").join(Markup("<strong>{}</strong> {} of {}").format(r.model, f"{r.errors:,}", f"{r.items:,}") for r in failing)
-        parts.append(Markup("Failed requests: {}; they are counted apart, not as wrong answers.").format(counts))
+        parts.append(Markup("Failed requests: {}; each counts as a wrong answer (score 0) in quality and pass rate.").format(counts))
     not_run = [r for r in view.overall if r.items == 0]
     if not_run:
         reasons = Markup("; ").join(Markup("<strong>{}</strong> ({})").format(r.model, not_run_reason(view, r)) for r in not_run)
