@@ -54,10 +54,15 @@ def main(
         False, "--online", help="Allow the Hugging Face hub (models and datasets). Default: offline, nothing waits on the network."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show libraries' progress bars and warnings too."),
 ) -> None:
+    from openbench.quiet import silence_libraries
+
     if not online:
         for name, value in HF_OFFLINE_VARS.items():
             os.environ.setdefault(name, value)
+    if not verbose:
+        silence_libraries()
 
 
 def fail(exc: OpenbenchError) -> typer.Exit:
@@ -101,6 +106,23 @@ HardwareOpt = typer.Option(
 RunDirArg = typer.Argument(..., help="A run folder (results/<run-id>).", show_default=False)
 VolumeOpt = typer.Option(None, "--volume", help="Monthly volume for cost projections, e.g. 1_000_000/month or 50k/day.")
 SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
+WideOpt = typer.Option(False, "--wide", help="Show every column of the table, however wide the terminal.")
+ColumnsOpt = typer.Option(
+    None, "--columns", help="The table's columns, in order, e.g. task,model,quality,p95,$/task (see README, 'The run table')."
+)
+
+
+def _columns(value: Optional[str]) -> Optional[list[str]]:
+    """--columns a,b,c as a list, checked (exit 2 on an unknown name)."""
+    from openbench.report.table import column_error
+
+    if value is None:
+        return None
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    problem = column_error(keys)
+    if problem:
+        raise fail(OpenbenchError(f"--columns: {problem}"))
+    return keys
 
 
 @app.command()
@@ -151,6 +173,9 @@ def run(
         None, "--utilisation", min=0.01, max=1, help="Busy share of rented self-hosted hardware (default 0.5)."
     ),
     hardware: Optional[List[str]] = HardwareOpt,
+    wide: bool = WideOpt,
+    columns: Optional[str] = ColumnsOpt,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show libraries' progress bars and warnings too."),
     gate: bool = typer.Option(
         False, "--gate", help="Sequential gate: run baseline and candidate block by block and stop once the gate is settled."
     ),
@@ -177,8 +202,11 @@ def run(
 
     With --gate, exit codes are those of `openbench gate` (0 pass, 1 fail) and gate.md/.xml/.json are written.
     """
+    from openbench.quiet import restore_libraries
     from openbench.session import RunSettings, execute
 
+    if verbose:
+        restore_libraries()
     sequential = None
     if gate or any(v is not None for v in (gate_block, baseline, candidate, margin, confidence)):
         if not gate and resume is None:
@@ -199,6 +227,8 @@ def run(
         volume=volume,
         utilisation=utilisation,
         hardware=_hardware_options(hardware),
+        wide=wide,
+        columns=_columns(columns),
         gate=sequential,
     )
     try:
@@ -242,13 +272,16 @@ def rescore(
 
 
 @app.command()
-def show(run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt) -> None:
+def show(
+    run_dir: Path = RunDirArg, volume: Optional[str] = VolumeOpt, wide: bool = WideOpt, columns: Optional[str] = ColumnsOpt
+) -> None:
     """Print a finished (or partial) run's table again."""
     from openbench.session import print_summary
 
+    chosen = _columns(columns)
     store, manifest, _ = _open_run(run_dir, volume)
     try:
-        print_summary(store, volume, manifest)
+        print_summary(store, volume, manifest, wide, chosen)
     except OpenbenchError as exc:
         raise fail(exc) from None
 
@@ -514,11 +547,20 @@ def cost(
     render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
 
 
+def _csv_paths(output: Path) -> tuple[Path, Path]:
+    """Where the summary and the items go: ``x.csv`` and ``x.items.csv`` beside it, or summary.csv and items.csv in a folder."""
+    if output.suffix.lower() == ".csv" and not output.is_dir():
+        return output, output.with_name(output.stem + ".items.csv")
+    if output.exists() and not output.is_dir():
+        raise fail(OpenbenchError(f"--output for csv is a .csv file or a folder; {output} is another kind of file"))
+    return output / "summary.csv", output / "items.csv"
+
+
 @app.command()
 def report(
     run_dir: Path = RunDirArg,
     fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File (html/md/json) or folder (csv). Default: in the run folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write. csv: x.csv (items go to x.items.csv) or a folder (summary.csv, items.csv). Default: the run folder."),
     volume: Optional[str] = VolumeOpt,
 ) -> None:
     """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
@@ -537,21 +579,19 @@ def report(
     if fmt == "csv":
         from openbench.report.csv import write_items, write_summary
 
-        folder = output or store.path
-        if folder.exists() and not folder.is_dir():
-            raise fail(OpenbenchError(f"--output for csv is a folder (summary.csv and items.csv go in it); {folder} is a file"))
+        summary_path, items_path = _csv_paths(output or store.path)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            summary_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise fail(OpenbenchError(f"cannot create {folder}: {exc.strerror or exc}")) from None
-        write_summary(rows, folder / "summary.csv")
-        n = write_items(store.iter_raw(), folder / "items.csv")
-        typer.echo(f"wrote {folder / 'summary.csv'} ({len(rows)} rows) and {folder / 'items.csv'} ({n} rows)")
+            raise fail(OpenbenchError(f"cannot create {summary_path.parent}: {exc.strerror or exc}")) from None
+        write_summary(rows, summary_path)
+        n = write_items(store.iter_raw(), items_path)
+        typer.echo(f"wrote {summary_path} ({len(rows)} rows) and {items_path} ({n} rows)")
         return
     if fmt == "html":
         from openbench.report.html import render_html
 
-        text = render_html(rows, store.iter_records(), manifest)
+        text = render_html(rows, store.iter_records(), manifest, gate_doc)
     elif fmt == "md":
         from openbench.report.markdown import notes_markdown, summary_table
         from openbench.report.notes import model_notes
@@ -561,9 +601,7 @@ def report(
         if not manifest.finished:
             text += f"> Run status: **{manifest.effective_status}**: the figures cover the items finished so far.\n\n"
         text += summary_table(rows) + "\n"
-        from openbench.parity import parity_warnings
-
-        text += "".join(f"\n> ⚠️ {w}\n" for w in parity_warnings(manifest.models)) + notes_markdown(model_notes(manifest, rows)) + "\n"
+        text += notes_markdown(model_notes(manifest, rows)) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"
     else:

@@ -94,5 +94,8 @@ class RichReporter(PlainReporter):
 
 
 def reporter_for(stream: TextIO | None = None) -> PlainReporter:
+    """Live bars on a terminal; plain lines in logs, pipes and under NO_COLOR (no escape codes at all)."""
+    from openbench.report.table import plain
+
     stream = stream or sys.stderr
-    return RichReporter() if stream.isatty() else PlainReporter(stream)
+    return PlainReporter(stream) if plain(stream) else RichReporter()

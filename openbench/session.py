@@ -33,6 +33,8 @@ class RunSettings:
     volume: str | None = None
     utilisation: float | None = None
     hardware: dict[str, str] | None = None
+    wide: bool = False
+    columns: list[str] | None = None
     gate: Any = None  # gaterun.GateOptions: run baseline and candidate as a sequential gate
 
 
@@ -155,7 +157,8 @@ def execute(settings: RunSettings) -> int:
         if runner.judges:
             manifest.judges = runner.judge_entries()
         store.write_manifest(manifest)
-    print_summary(store, settings.volume, manifest)  # also sets counts and failed/degraded statuses
+    # Also sets counts and failed/degraded statuses.
+    print_summary(store, settings.volume, manifest, settings.wide, settings.columns or suite.spec.columns)
     store.write_manifest(manifest)
     failed = [m.id for m in manifest.models if m.status == "failed"]
     if failed and code == 0:
@@ -255,7 +258,13 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
 
 
-def print_summary(store: RunStore, volume: str | None = None, manifest: RunManifest | None = None) -> list[Any]:
+def print_summary(
+    store: RunStore,
+    volume: str | None = None,
+    manifest: RunManifest | None = None,
+    wide: bool = False,
+    columns: list[str] | None = None,
+) -> list[Any]:
     from openbench.report.csv import write_summary
     from openbench.report.notes import model_notes
     from openbench.report.table import render_table
@@ -267,13 +276,9 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     _count_from_rows(manifest, rows)
     write_summary(rows, store.path / SUMMARY)
     title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
-    render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))
+    render_table(rows, title=title, monthly=per_month is not None, wide=wide, columns=columns, notes=model_notes(manifest, rows))
     if manifest.sandbox:
         print(f"  model-written code ran under: {manifest.sandbox} isolation")
-    from openbench.parity import parity_warnings
-
-    for warning in parity_warnings(manifest.models):
-        print(f"  warning: {warning}")
     if manifest.effective_status not in ("completed", "running"):
         print(f"  run status: {manifest.effective_status} (the figures cover the items finished so far)")
     for m in manifest.models:

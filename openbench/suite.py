@@ -121,6 +121,14 @@ class ModelSpec(_Strict):
     hardware: str | HardwareSpec | None = Field(None, description="Hardware profile name or spec for self-hosted cost.")
     cache: bool | None = Field(None, description="Cache responses on disk (default: on for paid APIs).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_needs_no_model(cls, data: Any) -> Any:
+        # The reference provider calls no model; it is labelled by the case field it outputs.
+        if isinstance(data, dict) and data.get("provider") == "reference" and "model" not in data:
+            return {**data, "model": f"field:{data.get('field') or ''}"}
+        return data
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
@@ -306,6 +314,19 @@ class Suite(_Strict):
     tasks: list[TaskSpec] = Field(..., min_length=1)
     hardware: dict[str, HardwareSpec] = Field(default_factory=dict, description="Hardware profiles to add or override.")
     gate: GateSpec | None = None
+    columns: list[str] | None = Field(
+        None, description="Columns of the run's table, in order, e.g. [task, model, quality, p95, $/task]. Default: as many as fit."
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, keys: list[str] | None) -> list[str] | None:
+        from openbench.report.table import column_error
+
+        problem = column_error(keys or [])
+        if problem:
+            raise ValueError(problem)
+        return keys
 
     @field_validator("models", "tasks")
     @classmethod

@@ -9,7 +9,6 @@ item anyway, price it, say what it changed once per model, and never pay a rule 
 from __future__ import annotations
 
 import collections
-from html import escape
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +16,7 @@ from typing import Any, Callable
 import anthropic  # noqa: F401 - imported at collection, so that the time limits time runs, not imports
 import openai  # noqa: F401
 import pytest
+from markupsafe import escape  # the HTML report's own escaping (Jinja2 autoescape)
 
 from api_helpers import RunOutcome, cases, completions, model, time_limit, write_suite
 from fakeserver import EFFORT_TOKENS, THINKING_TOKENS, FakeServer, prompt_words, split_tokens, vendor_rejection

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -52,7 +53,30 @@ def test_csv_files_are_spreadsheet_ready(run_dir: Path, invoke, tmp_path: Path) 
     assert list(items[0]) == ITEM_COLUMNS and len(items) == 80
     datetime.fromisoformat(items[0]["started_at"])  # ISO 8601
     assert json.loads(items[0]["scores"])["exact"]["value"] in (0.0, 1.0)
-    assert invoke("report", str(run_dir), "--format", "csv", "-o", str(out / "summary.csv")).exit_code == 2
+    assert all(row["tool_calls"] == "" and row["notes"] == "" for row in items)  # empty, never "None" or "[]"
+    (out / "notes.txt").write_text("mine")
+    assert invoke("report", str(run_dir), "--format", "csv", "-o", str(out / "notes.txt")).exit_code == 2
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_csv_output_to_a_file_puts_the_items_beside_it(run_dir: Path, invoke, tmp_path: Path) -> None:
+    target = tmp_path / "share" / "leadership.csv"
+    result = invoke("report", str(run_dir), "--format", "csv", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and list(_read_csv(target)[0]) == COLUMNS
+    items = _read_csv(tmp_path / "share" / "leadership.items.csv")
+    assert list(items[0]) == ITEM_COLUMNS and len(items) == 80
+    assert sorted(p.name for p in target.parent.iterdir()) == ["leadership.csv", "leadership.items.csv"]
+    folder = tmp_path / "folder"
+    assert invoke("report", str(run_dir), "--format", "csv", "-o", f"{folder}/").exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["items.csv", "summary.csv"]
+
+
+def test_every_csv_column_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", readme, re.M))
+    assert set(COLUMNS) <= documented, sorted(set(COLUMNS) - documented)
+    assert set(ITEM_COLUMNS) <= documented, sorted(set(ITEM_COLUMNS) - documented)
 
 
 def test_json_summary_follows_its_documented_schema(run_dir: Path, invoke) -> None:
@@ -72,6 +96,9 @@ def test_markdown_carries_the_gate_verdict_and_html_is_one_offline_file(run_dir:
     assert invoke("report", str(run_dir)).exit_code == 0  # html by default
     page = (run_dir / "report.html").read_text()
     assert "<script src" not in page and "Quality against cost" in page
+    gate = json.loads((run_dir / "gate.json").read_text())
+    assert f'<p class="verdict">{gate["verdict"]}</p>' in page and page.index('id="gate"') < page.index('id="summary"')
+    assert '<article class="answer"' in page and len(page.encode()) < 2_000_000
 
 
 def test_estimate_counts_a_local_model_with_its_own_tokenizer(invoke) -> None:
@@ -88,3 +115,13 @@ def test_estimate_counts_a_local_model_with_its_own_tokenizer(invoke) -> None:
             text = tok.apply_chat_template([{"role": "user", "content": json.loads(line)[field]}], add_generation_prompt=True, tokenize=False)
             expected += len(tok(text, add_special_tokens=False).input_ids)
     assert f"{expected:,}" in result.output
+
+
+def test_items_csv_writes_nested_fields_as_json(tmp_path: Path) -> None:
+    from openbench.report.csv import write_items
+
+    record = {"task": "t", "case_id": "c", "model": "m", "tool_calls": [{"name": "f", "arguments": {"x": 1}}], "notes": ["merged turns"]}
+    write_items([record], tmp_path / "items.csv")
+    row = _read_csv(tmp_path / "items.csv")[0]
+    assert json.loads(row["tool_calls"]) == record["tool_calls"] and json.loads(row["notes"]) == ["merged turns"]
+    assert row["error"] == "" and row["cached"] == ""

@@ -6,20 +6,26 @@ Their screenshot lands in tests/artifacts/report.png (git-ignored) for a human t
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import shutil
+import socket
 import subprocess
+import sys
+from array import array
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from openbench.manifest import RunManifest
+from openbench.compare import Side, compare
+from openbench.gate import GateRules, decide
+from openbench.manifest import ProcessInfo, RunManifest
 from openbench.records import ItemResult
-from openbench.report.html import MAX_POINTS_PER_MODEL, pareto_frontier, render_html
+from openbench.report.html import MAX_POINTS_PER_MODEL, build_view, pareto_frontier, render_html, render_view
+from openbench.report.html.answers import MAX_PER_TASK, MAX_SHOWN, AnswerCollector
+from openbench.report.html.charts import Box
 from openbench.store import RunStore
 from openbench.summary import summarise
 
@@ -56,7 +62,7 @@ def _manifest() -> RunManifest:
     models[2].update(
         busy_s=400.0,  # 10 s of the machine per task -> $0.10/h * 10 s / 3600 / 0.5 busy = $0.00056 per task
         hardware_profile={"name": "cpu-2core", "accelerator": "cpu (2 vCPU)", "count": 1, "usd_per_hour": 0.1,
-                          "as_of": "2026-11", "source": "builtin example list price"},
+                          "as_of": "2026-11", "source": "builtin example list price (see HARDWARE_NOTE)"},
         details={"device": "cpu", "dtype": "bfloat16", "parameters": 134_515_008},
     )  # fmt: skip
     models.append(
@@ -121,16 +127,60 @@ def run_dir(tmp_path: Path) -> Path:
     return store.path
 
 
-def render(run_dir: Path) -> str:
+def render(run_dir: Path, gate: dict[str, Any] | None = None) -> str:
     store = RunStore.open(run_dir)
     manifest = store.read_manifest()
-    return render_html(summarise(store.iter_records(), manifest), store.iter_records(), manifest)
+    return render_html(summarise(store.iter_records(), manifest), store.iter_records(), manifest, gate)
 
 
-def figures(page: str) -> dict[str, Any]:
-    found = re.search(r'<script type="application/json" id="figures">(.*?)</script>', page, re.S)
-    assert found
-    return json.loads(found.group(1))
+def gate_decision(run_dir: Path) -> dict[str, Any]:
+    """The real gate's decision (as gate.json holds it): api-mini as a candidate to replace api-large."""
+    store = RunStore.open(run_dir)
+    comparison = compare(Side(store, "api-large"), Side(store, "api-mini"), 0.95, allow_partial=True)
+    return decide(comparison, GateRules(margin=0.05, max_p95_latency_s=2.0)).to_dict()
+
+
+class _Elements(HTMLParser):
+    """Every element inside one element (found by id): its tag, attributes and own text."""
+
+    VOID = {"br", "img", "input", "meta", "link", "hr", "wbr"}
+
+    def __init__(self, element_id: str) -> None:
+        super().__init__()
+        self.element_id = element_id
+        self.found: list[tuple[str, dict[str, str | None], str]] = []
+        self._open: list[int] = []  # indices into found of the elements still open
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = dict(attrs)
+        if self._open or attr.get("id") == self.element_id:
+            self.found.append((tag, attr, ""))
+            if tag not in self.VOID:
+                self._open.append(len(self.found) - 1)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            tag, attr, text = self.found[self._open[-1]]
+            self.found[self._open[-1]] = (tag, attr, text + data)
+
+
+def elements(page: str, element_id: str) -> list[tuple[str, dict[str, str | None], str]]:
+    parser = _Elements(element_id)
+    parser.feed(page)
+    return parser.found
+
+
+def markers(page: str) -> dict[str, tuple[str, str, float]]:
+    """The scatter's markers: model -> (SVG tag, class, cost)."""
+    return {
+        a["data-model"]: (tag, a["class"], float(a["data-cost"]))
+        for tag, a, _ in elements(page, "chart-scatter")
+        if "marker" in (a.get("class") or "").split()
+    }
 
 
 def headline_row(page: str, model: str) -> str:
@@ -144,7 +194,7 @@ def test_report_has_every_section_in_plain_words(run_dir: Path) -> None:
     for section in ("summary", "headline", "scatter", "latency", "tasks", "provenance"):
         assert f'<section id="{section}">' in page
     for chart in CHARTS:
-        assert f'<div class="chart" id="{chart}"></div>' in page
+        assert f'<div class="chart" id="{chart}"><svg' in page
     summary = page[page.index('<section id="summary">') : page.index("</section>")]
     assert "Highest quality: <strong>api-large</strong>" in summary
     assert "Lowest cost: <strong>api-mini</strong>" in summary
@@ -164,20 +214,29 @@ def test_unknown_cost_reads_unknown_and_is_not_plotted(run_dir: Path) -> None:
     assert "$0" not in mystery
     assert "$0.0002" in headline_row(page, "api-mini")
     assert "self-hosted" in headline_row(page, "local-small")
-    scatter = figures(page)["chart-scatter"]
-    plotted = {t["text"][0] for t in scatter["data"] if t.get("mode") == "markers+text"}
-    assert plotted == {"api-large", "api-mini", "local-small"}
+    assert set(markers(page)) == {"api-large", "api-mini", "local-small"}
     assert "Not shown because their cost is unknown: <strong>mystery-api</strong>" in page
 
 
 def test_pareto_frontier_is_drawn_through_the_undominated_models(run_dir: Path) -> None:
-    scatter = figures(render(run_dir))["chart-scatter"]
-    frontier = next(t for t in scatter["data"] if t.get("name") == "Best trade-off (Pareto frontier)")
+    page = render(run_dir)
+    drawn = markers(page)
     # local-small ($0.00056, ~0.3) is dearer and worse than api-mini ($0.0002, ~0.7): off the frontier.
-    assert frontier["x"] == pytest.approx([0.0002, 0.002])
-    assert scatter["layout"]["xaxis"]["type"] == "log"
-    symbols = {t["text"][0]: t["marker"]["symbol"] for t in scatter["data"] if t.get("mode") == "markers+text"}
-    assert symbols == {"api-large": "diamond", "api-mini": "diamond", "local-small": "circle"}
+    on = sorted(cost for _, kind, cost in drawn.values() if "on-frontier" in kind)
+    assert on == pytest.approx([0.0002, 0.002])
+    line = [e for e in elements(page, "chart-scatter") if e[1].get("class") == "frontier"]
+    assert len(line) == 1 and len(line[0][1]["points"].split()) == 2
+    assert "Cost per task (US$, log scale)" in page
+    # Frontier models are diamonds (a path), the others circles.
+    assert {m: tag for m, (tag, _, _) in drawn.items()} == {"api-large": "path", "api-mini": "path", "local-small": "circle"}
+
+
+def test_log_axis_ticks_read_as_plain_dollars_in_order(run_dir: Path) -> None:
+    ticks = [text for _, a, text in elements(render(run_dir), "chart-scatter") if a.get("class") == "tick"]
+    dollars = [t for t in ticks if t.startswith("$")]
+    assert len(dollars) >= 3 and len(dollars) == len(ticks) - 6  # the six others are the quality axis
+    values = [float(t[1:].replace(",", "")) for t in dollars]
+    assert values == sorted(values) and len(set(values)) == len(values)
 
 
 def test_pareto_frontier_function() -> None:
@@ -196,24 +255,27 @@ def test_latency_chart_streams_records_and_thins_large_runs(run_dir: Path) -> No
     )
     one = ItemResult("triage", "c0", "api-large", score=1.0, passed=True, latency_s=1.0, cost_usd=0.002)
     rows = summarise([one], manifest)
-    page = render_html(rows, records, manifest)  # a generator: read once
-    box = figures(page)["chart-latency"]["data"][0]
-    assert len(box["x"]) == MAX_POINTS_PER_MODEL
-    assert min(box["x"]) == 1.0 and max(box["x"]) == float(many)  # the extremes survive thinning
-    assert f"evenly spaced samples of the answers for api-large ({MAX_POINTS_PER_MODEL:,} of {many:,})" in page
+    view = build_view(rows, records, manifest)  # a generator: read once
+    box = Box.of(view.latencies["api-large"])
+    assert box.n == many and box.median == pytest.approx((many + 1) / 2)  # every value counts for the box
+    assert box.low == 1.0 and box.high == float(many)  # evenly spread: the whiskers reach the extremes
+    assert box.dots == [] and "evenly spaced samples" not in render_view(view)
+    # Long-tailed: the unusual answers are drawn as dots, at most MAX_POINTS_PER_MODEL, extremes kept.
+    tail = [float(i % 10) for i in range(MAX_POINTS_PER_MODEL * 8)] + [1e5 + i for i in range(MAX_POINTS_PER_MODEL + 50)]
+    box = Box.of(array("d", tail))
+    assert len(box.dots) == MAX_POINTS_PER_MODEL and box.thinned and max(box.dots) == max(tail)
 
-    cached_excluded = figures(render(run_dir))["chart-latency"]["data"]
-    assert all(max(t["x"]) < 999 for t in cached_excluded)
+    dots = [e for e in elements(render(run_dir), "chart-latency") if e[1].get("class") == "dot"]
+    assert len(dots) == sum(1 for r in _records() if r.error is None and not r.cached)  # cached replay left out
 
 
 def test_report_with_nothing_run_still_explains_why() -> None:
     manifest = _manifest()
     manifest.models = [m for m in manifest.models if m.id == "skipped-model"]
     page = render_html(summarise([], manifest), iter(()), manifest)
-    assert '<div class="chart"' not in page
+    assert '<div class="chart"' not in page and "<svg" not in page
     assert "Not run (skipped): ANTHROPIC_API_KEY is not set" in page
     assert "none needed (not run)" in page
-    assert figures(page) == {}
 
 
 def test_user_text_is_escaped(run_dir: Path) -> None:
@@ -221,8 +283,8 @@ def test_user_text_is_escaped(run_dir: Path) -> None:
     assert "<help>" not in page and "support <bot>" not in page
     assert "faq &amp; &lt;help&gt;" in page
     assert "Model benchmark: support &lt;bot&gt;" in page
-    # Plotly decodes entities in its labels, so the chart shows the name as written, never as markup.
-    assert "faq &amp; &lt;help&gt;" in figures(page)["chart-tasks"]["data"][0]["x"]
+    labels = [text for _, a, text in elements(page, "chart-tasks") if "task" in (a.get("class") or "").split()]
+    assert labels == ["triage", "faq & <help>"]  # the parser decodes the escaped text: drawn as written
 
 
 def test_provenance_names_suite_software_hardware_and_dated_prices(run_dir: Path) -> None:
@@ -244,12 +306,93 @@ def test_report_is_self_contained_and_leaks_no_secret(run_dir: Path, monkeypatch
     assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
     assert not re.search(r"<link\b", page, re.I)
     assert not re.search(r"<(?:img|iframe|object|embed)\b", page, re.I)
-    # The inlined library mentions URLs (its logo link, which the page turns off, and map tiles, which no chart
-    # uses); everything else, markup, CSS and figures, must not name any at all.
-    library = re.findall(r"<script>\s*/\*\*\s*\* plotly\.js v.*?</script>", page, re.S)
-    assert len(library) == 1
-    ours = page.replace(library[0], "")
-    assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", ours, re.I)
+    assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", page, re.I)  # names no address at all
+    assert len(page.encode()) < 2_000_000
+
+
+def test_gate_verdict_leads_the_report_with_its_rules_and_flips(run_dir: Path) -> None:
+    gate = gate_decision(run_dir)
+    page = render(run_dir, gate)
+    assert page.index('<section id="gate"') < page.index('<section id="summary">')
+    section = page[page.index('<section id="gate"') : page.index('<section id="summary">')]
+    assert f'<p class="verdict">{gate["verdict"]}</p>' in section
+    assert ('class="pass"' if gate["passed"] else 'class="fail"') in section
+    for result in gate["results"]:
+        assert f"<td>{result['rule']}</td>" in section
+    assert "Slowest 5% of answers at most</dt><dd>2 s" in section and "5 points" in section
+    # Every item that api-large passed and api-mini failed (or the reverse), counted from the records.
+    by_key = {}
+    for r in _records():
+        if not r.cached and r.model in ("api-large", "api-mini"):  # a failed request counts as a failure
+            by_key.setdefault((r.task, r.case_id), {})[r.model] = r.error is None and r.passed
+    flips = [k for k, v in by_key.items() if len(v) == 2 and v["api-large"] != v["api-mini"]]
+    assert flips and f"{len(flips)} items changed outcome" in section
+    links = re.findall(r'<li><a href="#(answer-\d+)">', section)
+    assert len(links) == min(10, len(flips)) and all(f'<article class="answer" id="{a}"' in page for a in links)
+    assert '<section id="gate"' not in render(run_dir)  # no gate, no section
+
+
+def test_answers_show_each_model_side_by_side_escaped_and_capped(tmp_path: Path) -> None:
+    manifest = _manifest()
+    manifest.tasks = ["triage"]
+    manifest.models = [m for m in manifest.models if m.id in ("api-large", "api-mini")]
+    records = []
+    for i in range(MAX_PER_TASK + 15):
+        scores = {"contains": {"value": 0.0, "passed": False, "explanation": f"expected 'billing' in the answer {i}"}}
+        records.append(ItemResult("triage", f"c{i:02d}", "api-large", output="billing", score=1.0, passed=True, latency_s=1.0))
+        records.append(
+            ItemResult("triage", f"c{i:02d}", "api-mini", output=f"<script>alert({i})</script> & co", score=0.0,
+                       passed=False, scores=scores, latency_s=1.0)
+        )  # fmt: skip
+    records.append(ItemResult("triage", "same", "api-large", output="ok", score=1.0, passed=True, latency_s=1.0))
+    records.append(ItemResult("triage", "same", "api-mini", output="ok", score=1.0, passed=True, latency_s=1.0))
+    page = render_html(summarise(records, manifest), records, manifest)
+    cards = re.findall(r'<article class="answer" id="[^"]+" data-task="triage" data-kind="disagree">', page)
+    assert len(cards) == MAX_PER_TASK  # capped; the rest are left to items.csv
+    assert f"{MAX_PER_TASK} of {MAX_PER_TASK + 15} such items are shown" in page and "items.csv" in page
+    assert "<script>alert(" not in page and "&lt;script&gt;alert(0)&lt;/script&gt; &amp; co" in page
+    assert "expected &#39;billing&#39; in the answer 0" in page
+    card = elements(page, "answer-1")
+    assert [a["data-model"] for _, a, _ in card if a.get("class") == "side"] == ["api-large", "api-mini"]
+    assert "score 1.00" in page and "score 0.00" in page
+    assert 'data-task="triage" data-kind' in page and "same" not in re.findall(r"<code>([^<]+)</code>", page)
+
+
+def test_answers_share_one_cap_across_many_tasks() -> None:
+    tasks = [f"t{i}" for i in range(10)]
+    collector = AnswerCollector(tasks, {t: ["a", "b"] for t in tasks}, None)
+    for task in tasks:
+        for i in range(30):
+            collector.add(ItemResult(task, f"c{i}", "a", output="x", score=1.0, passed=True))
+            collector.add(ItemResult(task, f"c{i}", "b", output="y", score=0.0, passed=False))
+    view = collector.finish()
+    assert view.total == 300 and view.per_task == MAX_SHOWN // 10
+    assert len(view.shown) == MAX_SHOWN and {a.task for a in view.shown} == set(tasks)
+
+
+def test_model_notes_are_shown_escaped(run_dir: Path) -> None:
+    store = RunStore.open(run_dir)
+    manifest = store.read_manifest()
+    manifest.models[0].details["adjustments"] = ["api-large: temperature <0.7> dropped (the model accepts only 1)"]
+    page = render_html(summarise(store.iter_records(), manifest), store.iter_records(), manifest)
+    assert '<section id="notes">' in page
+    assert "<li>api-large: temperature &lt;0.7&gt; dropped (the model accepts only 1)</li>" in page
+    assert '<section id="notes">' not in render(run_dir)
+
+
+def test_interrupted_run_says_so_and_no_internal_labels(run_dir: Path) -> None:
+    store = RunStore.open(run_dir)
+    manifest = store.read_manifest()
+    # Killed without a chance to write its end: the manifest still says "running", but its process is gone.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    manifest.status, manifest.process = "running", ProcessInfo(host=socket.gethostname(), pid=dead.pid, started=1.0)
+    page = render_html(summarise(store.iter_records(), manifest), store.iter_records(), manifest)
+    assert "Interrupted: the figures cover the items finished before it stopped" in page
+    assert "Running" not in page and "status: running" not in page
+    assert "Option:" not in page and "HARDWARE_NOTE" not in page
+    assert "<th>Response cache</th><td>on</td>" in page and "<th>Items per task at most</th><td>20</td>" in page
+    assert 'id="run-status"' not in render(run_dir)  # a completed run needs no banner
 
 
 @pytest.fixture
@@ -271,69 +414,46 @@ def _chromium_run(chromium: str, page: Path, profile: Path, *extra: str) -> subp
     return done
 
 
-class _ChartDom(HTMLParser):
-    """Per chart div: whether Plotly marked it drawn and how many of its SVGs it drew; the error box's text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.charts: dict[str, dict[str, Any]] = {}
-        self.errors = ""
-        self.errors_hidden = True
-        self._open: list[tuple[str, str | None]] = []  # (tag, chart or error box that this tag opened)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attr = dict(attrs)
-        owner = None
-        if tag == "div" and attr.get("id") in CHARTS:
-            owner = attr["id"]
-            self.charts[owner] = {"rendered": attr.get("data-rendered") == "true", "svgs": 0}
-        elif attr.get("id") == "render-errors":
-            owner = "errors"
-            self.errors_hidden = "hidden" in attr
-        inside = [o for _, o in self._open if o]
-        if tag == "svg" and "main-svg" in (attr.get("class") or "").split() and inside and inside[-1] in self.charts:
-            self.charts[inside[-1]]["svgs"] += 1
-        if tag not in ("br", "img", "input", "meta", "link", "hr", "path", "rect", "line", "circle", "use", "stop"):
-            self._open.append((tag, owner))
-
-    def handle_endtag(self, tag: str) -> None:
-        for i in range(len(self._open) - 1, -1, -1):
-            if self._open[i][0] == tag:
-                del self._open[i:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        if any(o == "errors" for _, o in self._open):
-            self.errors += data
+def _console(stderr: str) -> list[str]:
+    """The page's console messages (errors, uncaught exceptions, logs) from Chromium's --enable-logging output."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
-def test_browser_draws_every_chart_without_errors(chromium: str, run_dir: Path, tmp_path: Path) -> None:
+def _browse(chromium: str, html: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     page = tmp_path / "report.html"
-    page.write_text(render(run_dir), encoding="utf-8")
+    page.write_text(html, encoding="utf-8")
+    return _chromium_run(chromium, page, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom", *extra)
+
+
+def test_browser_shows_gate_answers_and_charts_without_console_errors(chromium: str, run_dir: Path, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    # One browser start does both: the DOM once the page settled, and a screenshot of it.
-    done = _chromium_run(chromium, page, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}", "--window-size=1280,2400")
-    dom = _ChartDom()
-    dom.feed(done.stdout)
-    assert dom.errors_hidden and not dom.errors.strip(), dom.errors
-    assert set(dom.charts) == set(CHARTS)
-    for chart, seen in dom.charts.items():
-        assert seen["rendered"] and seen["svgs"] >= 1, (chart, seen)
-    assert shot.stat().st_size > 50_000  # a blank 1280x2400 PNG is a few kB
-    # The escaped task name is drawn as text, never parsed as markup.
-    assert "faq &amp; &lt;help&gt;" in done.stdout and "<help>" not in done.stdout
+    # One browser start does all: console messages, the DOM once scripts ran, and a screenshot.
+    gate = gate_decision(run_dir)
+    done = _browse(chromium, render(run_dir, gate), tmp_path, f"--screenshot={shot}", "--window-size=1280,5200")
+    assert _console(done.stderr) == []
+    dom = done.stdout
+    verdict = [text.strip() for tag, a, text in elements(dom, "gate") if a.get("class") == "verdict"]
+    assert verdict == [gate["verdict"]]
+    assert dom.index('id="gate"') < dom.index('id="summary"')  # the verdict comes first
+    cards = [a for tag, a, _ in elements(dom, "answers") if tag == "article"]
+    first = elements(dom, cards[0]["id"])
+    sides = [a["data-model"] for tag, a, _ in first if "side" in (a.get("class") or "").split()]
+    assert len(sides) == len(RAN) and cards[0]["data-kind"] == "flip"
+    assert "<pre>answer</pre>" in dom
+    counter = [text for _, a, text in elements(dom, "answers") if "answers-count" in (a.get("class") or "")]
+    assert counter == [f"{len(cards)} of {len(cards)} shown"]  # the script ran over every card
+    for chart in CHARTS:
+        assert sum(tag in ("rect", "circle", "path") for tag, _, _ in elements(dom, chart)) >= 3, chart
+    assert shot.stat().st_size > 100_000  # a blank 1280x5200 PNG is a few kB
+    assert "faq &amp; &lt;help&gt;" in dom and "<help>" not in dom
 
 
-def test_browser_error_box_catches_a_broken_chart(chromium: str, run_dir: Path, tmp_path: Path) -> None:
-    """The check above is only worth something if a failure would show: break the figures on purpose."""
-    figures_tag = r'(<script type="application/json" id="figures">).*?(</script>)'
-    broken = re.sub(figures_tag, r"\1{not json\2", render(run_dir), flags=re.S)
-    page = tmp_path / "broken.html"
-    page.write_text(broken, encoding="utf-8")
-    dom = _ChartDom()
-    dom.feed(_chromium_run(chromium, page, tmp_path / "profile", "--dump-dom").stdout)
-    assert not dom.errors_hidden
-    assert "could not be drawn" in dom.errors and "JSON" in dom.errors
-    assert not any(seen["svgs"] for seen in dom.charts.values())
+def test_browser_console_check_catches_a_script_error(chromium: str, run_dir: Path, tmp_path: Path) -> None:
+    """The check above is only worth something if a failure would show: break the page on purpose."""
+    broken = render(run_dir).replace("</body>", "<script>notAFunction();</script></body>")
+    done = _browse(chromium, broken, tmp_path)
+    assert any("notAFunction" in line for line in _console(done.stderr))
+    box = [text for _, a, text in elements(done.stdout, "render-errors")]
+    assert box and "notAFunction" in box[0]

@@ -230,3 +230,26 @@ def test_schema_is_json_with_models_and_tasks(invoke):
     assert {"models", "tasks", "name"} <= set(schema["properties"])
     assert set(schema["required"]) >= {"name", "models", "tasks"}
     assert schema["properties"]["models"]["type"] == "array"
+
+
+def test_reference_provider_needs_no_model_key(write_suite, invoke, tmp_path):
+    path = write_suite(
+        """
+        name: gold
+        models:
+          - {id: gold, provider: reference, field: answer}
+        tasks:
+          - name: t
+            prompt: "{{ q }}"
+            data: {cases: [{id: a, q: "1+1", answer: "2"}, {id: b, q: "2+2", answer: "4"}]}
+            scorers: [{type: exact}]
+        """
+    )
+    result = invoke("run", path, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    summary = next((tmp_path / "out").iterdir()) / "summary.csv"
+    overall = [line for line in summary.read_text(encoding="utf-8-sig").splitlines() if line.startswith("(all),gold,")]
+    assert len(overall) == 1 and ",1.0," in overall[0]  # the known answers score full marks
+    openai = write_suite(BASE.replace("    model: m\n", "").replace("provider: fake", "provider: openai"), name="openai.yaml")
+    result = invoke("validate", openai)
+    assert result.exit_code == 2 and "model" in result.output  # other providers still need one

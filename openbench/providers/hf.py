@@ -175,16 +175,13 @@ class HFProvider(Provider):
         return self._tokenizer
 
     def _load(self) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # openbench shows its own progress
         started = perf_counter()
         path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
-        dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
-            self.spec.dtype
-        ]
+        dtype = self._dtype()
         if gguf:
             path = _dequantised_copy(path, gguf, dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(path)
@@ -300,7 +297,22 @@ class HFProvider(Provider):
         return counter, "model tokenizer"
 
     def loading_message(self) -> str | None:
+        try:
+            path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
+            first = gguf is not None and not (_copy_folder(path, gguf, self._dtype()) / "config.json").exists()
+        except (OSError, OpenbenchError):  # start() reports a missing model
+            first = False
+        if first:  # said here once, in place of the library's progress bar
+            return (
+                f"converting {gguf} to {self.spec.dtype} once (tens of seconds on a small CPU; later runs load in about "
+                f"a second), then loading it on {self.spec.device} ..."
+            )
         return f"loading {self.spec.model} on {self.spec.device} ..."
+
+    def _dtype(self) -> Any:
+        import torch
+
+        return {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.spec.dtype]
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
         loop = asyncio.get_running_loop()
@@ -450,6 +462,18 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
         future.set_result(result)
 
 
+def _copy_folder(folder: str, gguf_file: str, dtype: Any) -> Path:
+    """Where the plain copy of a GGUF file lives: keyed by the file's identity, the dtype and the transformers version."""
+    import transformers
+
+    from openbench.cache import cache_dir
+
+    source = Path(folder) / gguf_file
+    stat = source.stat()
+    ident = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}|{transformers.__version__}"
+    return cache_dir() / "models" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
 def _dequantised_copy(folder: str, gguf_file: str, dtype: Any) -> str:
     """Load a GGUF file once, save it as a plain transformers folder, and reuse that.
 
@@ -460,19 +484,14 @@ def _dequantised_copy(folder: str, gguf_file: str, dtype: Any) -> str:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from openbench.cache import cache_dir
-
     source = Path(folder) / gguf_file
-    stat = source.stat()
-    import transformers
-
-    ident = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}|{transformers.__version__}"
-    target = cache_dir() / "models" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+    target = _copy_folder(folder, gguf_file, dtype)
     if (target / "config.json").exists():
         return str(target)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     save_tokenizer(tokenizer, tokenizer_folder(source))
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=dtype)
+    # Packed GGUF weights load fastest (and without a warning) in float32; the copy below takes the asked dtype.
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype="auto" if dtype == "auto" else torch.float32)
     config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
     if hasattr(config, "quantization_config"):
         del config.quantization_config

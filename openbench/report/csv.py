@@ -40,13 +40,10 @@ def write_summary(rows: list[SummaryRow], path: Path) -> Path:
 def write_items(records: Iterable[dict], path: Path) -> int:
     """Stream raw records (``RunStore.iter_raw``) to CSV; returns the number of rows written."""
     n = 0
-    nested = {"scores", "judge"}
     with open(path, "w", newline="", encoding=ENCODING) as f:
         writer = csv.writer(f)
         writer.writerow(ITEM_COLUMNS)
         for r in records:
-            writer.writerow(
-                [_cell(r.get(name)) if name in nested else ("" if r.get(name) is None else r[name]) for name in ITEM_COLUMNS]
-            )
+            writer.writerow([_cell(r.get(name)) for name in ITEM_COLUMNS])  # nested values (scores, tool calls...) as JSON
             n += 1
     return n

@@ -1,11 +1,13 @@
 """Footnotes every report shows under its table: what openbench changed in what a suite asked
-for, answers that came from a non-default endpoint, and reasoning tokens billed as output."""
+for, answers that came from a non-default endpoint, reasoning tokens billed as output, and
+instructions a chat template added or dropped (prompt parity)."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
 from openbench.manifest import RunManifest
+from openbench.parity import parity_warnings
 from openbench.summary import ALL_TASKS, SummaryRow
 
 
@@ -15,6 +17,7 @@ def model_notes(manifest: RunManifest, rows: Iterable[SummaryRow] = ()) -> list[
         notes += m.details.get("adjustments") or []
         if m.details.get("endpoint_default") is False:
             notes.append(f"{m.id}: answers came from {m.endpoint}, not the vendor's default endpoint")
+    notes += parity_warnings(manifest.models)
     for r in rows:
         if r.task == ALL_TASKS and r.reasoning_tokens_per_task:
             thinking = f", thinking began after {r.thinking_p50_s:.3f} s (median)" if r.thinking_p50_s is not None else ""
