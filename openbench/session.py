@@ -75,7 +75,7 @@ def execute(settings: RunSettings) -> int:
     from openbench.progress import reporter_for
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
-    from openbench.suite import judge_warnings
+    from openbench.suitecheck import judge_warnings
 
     volume_per_month(settings.volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from openbench.errors import RunError
 from openbench.manifest import RunManifest

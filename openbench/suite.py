@@ -7,11 +7,7 @@ for a misspelt name, a did-you-mean.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from openbench import registry
 from openbench.errors import SuiteError
 from openbench.pricing.rates import PriceOverride
+from openbench.suitefile import DuplicateKey, dotted, line_for, parse_yaml, suite_error
 
 
 #: Model options that mean something to some providers only; each provider class lists those it reads.
@@ -376,7 +373,7 @@ class LoadedSuite:
 
     def error(self, message: str, loc: tuple) -> SuiteError:
         """A SuiteError located at ``loc`` (a path into the YAML document)."""
-        return SuiteError(message, file=str(self.path), line=_line_for(self._lines, loc), field=_dotted(loc))
+        return SuiteError(message, file=str(self.path), line=line_for(self._lines, loc), field=dotted(loc))
 
     def model(self, model_id: str) -> ModelSpec:
         for m in self.spec.models:
@@ -384,33 +381,6 @@ class LoadedSuite:
                 return m
         known = [m.id for m in self.spec.models]
         raise SuiteError(f"no model '{model_id}'{registry.did_you_mean(model_id, known)}. Known: {', '.join(known)}")
-
-
-def model_family(model: ModelSpec) -> str:
-    """A coarse family name ("gpt", "claude", "llama", "qwen", ...) from the model name."""
-    import re
-
-    name = model.model.rsplit("/", 1)[-1].lower()
-    name = re.sub(r"\.gguf$", "", name)
-    return re.split(r"[^a-z]+", name)[0] or name
-
-
-def judge_warnings(suite: LoadedSuite) -> list[str]:
-    """Judges that share a family with a model they grade tend to favour it."""
-    out = []
-    for task in suite.spec.tasks:
-        for scorer in task.scorers:
-            if scorer.type != "judge" or "model" not in scorer.params:
-                continue
-            judge = suite.model(scorer.params["model"])
-            family = model_family(judge)
-            for m in suite.spec.models:
-                if m.id != judge.id and model_family(m) == family:
-                    out.append(
-                        f"task '{task.name}': judge '{judge.id}' and candidate '{m.id}' are both '{family}' models; "
-                        "judges tend to favour their own family"
-                    )
-    return out
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
@@ -429,10 +399,10 @@ def load_suite(path: str | Path) -> LoadedSuite:
         raise SuiteError("not a text file (contains NUL bytes)", file=str(path))
     lines: dict[tuple, int] = {}
     try:
-        data = _parse_yaml(text, lines)
-    except _DuplicateKey as exc:
+        data = parse_yaml(text, lines)
+    except DuplicateKey as exc:
         loc = next((loc for loc, n in lines.items() if loc and loc[-1] == exc.key and n == exc.line), None)
-        raise SuiteError(exc.problem, file=str(path), line=exc.line, field=_dotted(loc) if loc else None) from None
+        raise SuiteError(exc.problem, file=str(path), line=exc.line, field=dotted(loc) if loc else None) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -450,13 +420,11 @@ def load_suite(path: str | Path) -> LoadedSuite:
     try:
         spec = Suite.model_validate(data)
     except ValidationError as exc:
-        raise _suite_error(exc, path, lines) from None
+        raise suite_error(exc, path, lines, Suite) from None
     suite = LoadedSuite(spec, path.resolve(), hashlib.sha256(raw).hexdigest(), lines)
-    _check_provider_options(suite)
-    _check_scorers(suite)
-    _check_templates(suite)
-    _check_conversations(suite)
-    _check_hardware(suite)
+    from openbench.suitecheck import check_suite  # it reads the models above
+
+    check_suite(suite)
     return suite
 
 
@@ -465,253 +433,3 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "openbench suite"
     return schema
-
-
-# --- reading YAML ----------------------------------------------------------------------------
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: str, line: int, first: int):
-        self.key, self.line = key, line
-        self.problem = f"duplicate key '{key}' (first given on line {first}); YAML would silently keep only the last"
-
-
-def _parse_yaml(text: str, lines: dict[tuple, int]) -> Any:
-    """The document, parsed once; ``lines`` receives the line of every key and item."""
-    loader = _suite_loader()(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _index_lines(node, (), lines)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-@functools.lru_cache(maxsize=1)
-def _suite_loader() -> type:
-    import yaml  # here, so that importing the suite models stays light
-
-    class SuiteLoader(yaml.SafeLoader):
-        """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: dict[tuple[str, str], int] = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    continue  # `<<` merges may be overridden on purpose
-                key = (key_node.tag, key_node.value)
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    raise _DuplicateKey(key_node.value, line, seen[key])
-                seen[key] = line
-            return super().construct_mapping(node, deep=deep)
-
-    return SuiteLoader
-
-
-# --- locating errors -------------------------------------------------------------------------
-
-
-def _index_lines(node: Any, loc: tuple, lines: dict[tuple, int]) -> None:
-    import yaml
-
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = loc + (key.value,)
-            _index_lines(value, child, lines)
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _index_lines(value, loc + (i,), lines)
-
-
-def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _model_class_at(loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at ``loc``, following field annotations."""
-    cls: type[BaseModel] | None = Suite
-    for part in loc:
-        if cls is None:
-            return None
-        if isinstance(part, int):
-            continue
-        field = cls.model_fields.get(str(part))
-        cls = _find_model(field.annotation) if field else None
-    return cls
-
-
-def _find_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, (types.UnionType, typing._GenericAlias)) or typing.get_origin(annotation):
-        for arg in typing.get_args(annotation):
-            found = _find_model(arg)
-            if found:
-                return found
-    return None
-
-
-def _suite_error(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> SuiteError:
-    errors = exc.errors(include_url=False)
-    # A misspelt key is both "unknown" and "missing"; the unknown one carries the did-you-mean.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    kind, msg = first["type"], first["msg"]
-    if kind == "extra_forbidden":
-        owner = _model_class_at(loc[:-1])
-        known = list(owner.model_fields) if owner else []
-        message = f"unknown key '{loc[-1]}'{registry.did_you_mean(str(loc[-1]), known)}"
-        if known:
-            message += f"; allowed here: {', '.join(known)}"
-    elif kind == "missing":
-        message = "required field is missing"
-    else:
-        message = msg.removeprefix("Value error, ")
-        if "input" in first and kind not in ("value_error",) and not isinstance(first["input"], (dict, list)):
-            message += f" (got {first['input']!r:.60})"
-    more = len(errors) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return SuiteError(message, file=str(path), line=_line_for(lines, loc), field=_dotted(loc) or None)
-
-
-# --- checks that need more than the schema ---------------------------------------------------
-
-
-def _check_provider_options(suite: LoadedSuite) -> None:
-    """An option that means nothing to a model's provider is an error, not silently ignored."""
-    for mi, model in enumerate(suite.spec.models):
-        accepted = registry.resolve("provider", model.provider).options
-        for name in PROVIDER_OPTIONS:
-            if name in model.model_fields_set and name not in accepted:
-                users = [p for p in registry.names("provider") if name in getattr(registry.resolve("provider", p), "options", ())]
-                raise suite.error(
-                    f"option '{name}' means nothing to the {model.provider} provider"
-                    + (f" (it is for: {', '.join(users)})" if users else ""),
-                    ("models", mi, name),
-                )
-
-
-def _check_scorers(suite: LoadedSuite) -> None:
-    for ti, task in enumerate(suite.spec.tasks):
-        labels = [s.name for s in task.scorers]
-        for si, spec in enumerate(task.scorers):
-            loc = ("tasks", ti, "scorers", si)
-            if labels.count(spec.name) > 1:
-                raise suite.error(f"scorer '{spec.name}' is used twice; give each a distinct `label`", loc)
-            try:
-                fn = registry.resolve("scorer", spec.type)
-            except registry.UnknownName as exc:
-                raise suite.error(str(exc), loc + ("type",)) from None
-            _check_params(suite, fn, spec, loc)
-
-
-def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
-    sig = inspect.signature(fn)
-    # ctx and tool_calls are given by the runner (see scorers/base.py), never by the suite.
-    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in ("ctx", "tool_calls")]
-    validate = getattr(fn, "validate_params", None)
-    if validate is not None:
-        problem = validate(spec.params, suite)
-        if isinstance(problem, ParamProblem):
-            raise suite.error(problem.message, loc + ((problem.param,) if problem.param else ()))
-        if problem:
-            raise suite.error(problem, loc)
-    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    allowed = {p.name for p in params}
-    for key in spec.params:
-        if key not in allowed:
-            raise suite.error(
-                f"scorer '{spec.type}' has no parameter '{key}'{registry.did_you_mean(key, allowed)}; "
-                f"parameters: {', '.join(sorted(allowed)) or 'none'}",
-                loc + (key,),
-            )
-    for p in params:
-        if p.default is inspect.Parameter.empty and p.name not in spec.params and p.name != "expected":
-            raise suite.error(f"scorer '{spec.type}' needs the parameter '{p.name}'", loc)
-    _check_param_types(suite, fn, spec, loc)
-
-
-def _check_param_types(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
-    """Each parameter's value must fit the scorer's annotation (a string may always be a template)."""
-    from pydantic import TypeAdapter
-
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - unresolvable annotations (a plugin's) are not checked
-        return
-    for key, value in spec.params.items():
-        hint = hints.get(key)
-        if hint is None or hint is Any or (isinstance(value, str) and "{{" in value):
-            continue
-        try:
-            TypeAdapter(hint).validate_python(value)
-        except ValidationError as exc:
-            expected = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-            raise suite.error(
-                f"scorer '{spec.type}' parameter '{key}' expects {expected}, got {value!r:.60}: "
-                f"{exc.errors(include_url=False)[0]['msg']}",
-                loc + (key,),
-            ) from None
-
-
-def _check_templates(suite: LoadedSuite) -> None:
-    from openbench.prompts import TemplateError, compile_template
-
-    sources = [(("defaults", "system"), suite.spec.defaults.system)]
-    for ti, task in enumerate(suite.spec.tasks):
-        sources += [(("tasks", ti, "prompt"), task.prompt), (("tasks", ti, "system"), task.system)]
-        sources += [(("tasks", ti, "messages", mi, "content"), m.content) for mi, m in enumerate(task.messages or ())]
-    for loc, source in sources:
-        if source is None:
-            continue
-        try:
-            compile_template(source)
-        except TemplateError as exc:
-            raise suite.error(str(exc), loc) from None
-
-
-def _check_conversations(suite: LoadedSuite) -> None:
-    """A task's template turns must form a conversation every provider accepts."""
-    from openbench.conversation import turn_order_problem
-
-    for ti, task in enumerate(suite.spec.tasks):
-        if task.messages is None:
-            continue
-        roles = [m.role for m in task.messages]
-        if "system" in roles and task.system is not None:
-            raise suite.error("give the system prompt once: in `system` or as the first message, not both", ("tasks", ti, "system"))
-        problem = turn_order_problem(roles)
-        if problem is not None:
-            index, message = problem
-            raise suite.error(message, ("tasks", ti, "messages", index, "role"))
-
-
-def _check_hardware(suite: LoadedSuite) -> None:
-    for mi, model in enumerate(suite.spec.models):
-        try:
-            suite.spec.hardware_for(model)
-        except (KeyError, ValueError, TypeError) as exc:
-            message = exc.args[0] if exc.args else str(exc)
-            if isinstance(model.hardware, str):
-                from openbench import pricing
-
-                known = sorted({*pricing.BUILTIN_HARDWARE, *suite.spec.hardware})
-                message = f"unknown hardware '{model.hardware}'{registry.did_you_mean(model.hardware, known)}. Known: {', '.join(known)}"
-            raise suite.error(message, ("models", mi, "hardware")) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from openbench.report.table import console_for, fmt_usd, table_box
 from openbench.manifest import RunManifest
