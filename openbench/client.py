@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from openbench import pricing, registry
 from openbench.cache import ResponseCache, cache_key
-from openbench.errors import MissingKey, OpenbenchError
+from openbench.errors import EngineError, MissingKey, OpenbenchError
 from openbench.limits import RateLimiter
 from openbench.manifest import ModelEntry
 from openbench.providers.base import AttemptError, Provider
@@ -107,9 +107,11 @@ class ModelClient:
         notes: Notes,
         hardware: pricing.Hardware | None = None,
         utilisation: float | None = None,
+        run_dir: Path | None = None,
     ):
         self.spec = spec
         self.provider: Provider = registry.resolve("provider", spec.provider)(spec, suite_dir)
+        self.provider.run_dir = run_dir
         self.entry = ModelEntry(id=spec.id, provider=spec.provider, model=spec.model)
         self.budget, self.notes = budget, notes
         self.limiter = RateLimiter(spec.rpm, spec.tpm)
@@ -144,10 +146,14 @@ class ModelClient:
             self.notes.note(f"[{self.spec.id}] {message}")
         try:
             await self.provider.start()
+        except EngineError as exc:  # an engine asked for by the suite that cannot start is a configuration error: exit 2
+            self.entry.status, self.entry.reason = "failed", str(exc).splitlines()[0]
+            raise
         except Exception as exc:  # noqa: BLE001 - any load failure fails this model, not the run
             self.entry.status, self.entry.reason = "failed", f"could not start: {type(exc).__name__}: {exc}"
             return False
         self.entry.details = self.provider.describe()
+        self.entry.engine = self.provider.engine_info()
         self.entry.in_flight = self.in_flight
         self._semaphore = asyncio.Semaphore(self.in_flight)
         return True

@@ -22,7 +22,7 @@ from openbench.pricing.rates import PriceOverride
 
 
 #: Model options that mean something to some providers only; each provider class lists those it reads.
-PROVIDER_OPTIONS = ("base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field")
+PROVIDER_OPTIONS = ("base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field", "launch")
 
 
 class _Strict(BaseModel):
@@ -53,6 +53,19 @@ class HardwareSpec(_Strict):
         return self.model_dump(exclude_none=True, exclude={"utilisation"})
 
 
+class LaunchSpec(_Strict):
+    """A serving engine that openbench starts for an ``openai-compatible`` model, and always stops."""
+
+    engine: Literal["vllm", "sglang", "llama.cpp", "transformers"]
+    model: str | None = Field(
+        None, description="What the engine serves: a folder, a GGUF file, pkg://package/path or a hub id (default: the model's `model`)."
+    )
+    args: list[str] = Field(default_factory=list, description="Engine arguments, passed through unchanged.")
+    env: dict[str, str] = Field(default_factory=dict, description="Variables set for the engine process.")
+    startup_timeout_s: float = Field(900.0, gt=0, le=86_400, description="How long loading may take before the run fails.")
+    port: int | None = Field(None, ge=1, le=65_535, description="Loopback port (default: a free one).")
+
+
 class ModelSpec(_Strict):
     id: str = Field(..., min_length=1, description="Unique label used in tables and on the command line.")
     provider: str = Field(..., description="hf, openai, anthropic, openai-compatible, reference, or a plugin.")
@@ -64,6 +77,7 @@ class ModelSpec(_Strict):
     # API providers
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="Variable holding the API key.")
+    launch: LaunchSpec | None = Field(None, description="openai-compatible: start this serving engine and use it (no base_url).")
     concurrency: int = Field(8, ge=1, le=4096)
     rpm: float | None = Field(None, gt=0, description="Requests per minute limit.")
     tpm: float | None = Field(None, gt=0, description="Tokens per minute limit (estimated from max_tokens).")

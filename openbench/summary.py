@@ -45,6 +45,7 @@ class SummaryRow:
     selfhost_dedicated_per_task_usd: float | None
     monthly_cost_usd: float | None
     judge_cost_usd: float | None  # total for this row's items, apart from the model's own cost
+    tokens_counted: bool = False  # some token figures were counted by openbench: the server sent no usage
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +57,7 @@ COLUMNS = [f.name for f in fields(SummaryRow)]
 class _Group:
     __slots__ = (
         "items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n",
-        "lat_sum", "judge_cost", "judge_unknown",
+        "lat_sum", "judge_cost", "judge_unknown", "counted",
     )
 
     def __init__(self) -> None:
@@ -71,6 +72,7 @@ class _Group:
         self.lat_sum = 0.0
         self.judge_cost: float | None = None
         self.judge_unknown = False
+        self.counted = False
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
@@ -94,6 +96,7 @@ class _Group:
                 self.ttft.append(r.ttft_s)
             if r.output_tps is not None:
                 self.tps.append(r.output_tps)
+        self.counted = self.counted or r.usage_source == "counted"
         if r.input_tokens is not None:
             self.tin.append(r.input_tokens)
         if r.output_tokens is not None:
@@ -166,6 +169,7 @@ def summarise(
             selfhost_dedicated_per_task_usd=dedicated,
             monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
             judge_cost_usd=None if g.judge_unknown else g.judge_cost,
+            tokens_counted=g.counted,
         )
 
     task_order = {t: i for i, t in enumerate(manifest.tasks if manifest is not None else [])}

@@ -675,6 +675,10 @@ class FakeServer:
         self.ttft_s = ttft_s
         self.per_token_s = per_token_s
         self.prompt_tokens: int | None = None
+        # False: like llama-cpp-python, streams carry no usage whatever stream_options asks.
+        self.send_usage = True
+        # True: like vLLM, POST /tokenize counts a prompt's or messages' tokens (as the usage would).
+        self.tokenize = False
         # Reply text precedence: reply_fn(request) > reply > "tok0 tok1 ..." (tokens) > DEFAULT_REPLY.
         self.reply = reply
         self.reply_fn = reply_fn
@@ -858,6 +862,13 @@ class FakeServer:
         finally:
             self.in_flight -= 1
 
+    def _tokenize(self, request: _Request, record: RequestRecord, exchange: _Exchange) -> bool:
+        body = record.body if isinstance(record.body, dict) else {}
+        count = prompt_words(body) if "messages" in body else len(split_tokens(str(body.get("prompt", ""))))
+        exchange.respond(200, {"content-type": "application/json"}, _dumps({"count": count, "tokens": list(range(count)), "max_model_len": 4096}).encode())
+        record.outcome = "ok"
+        return request.keep_alive
+
     def _next_fault(self) -> Fault | None:
         try:
             spec = self.faults.pop(0)
@@ -870,6 +881,8 @@ class FakeServer:
         api = _ROUTES.get(request.path)
         record.api = api
         request_id = _random_id("req_", 24)
+        if self.tokenize and request.method == "POST" and request.path == "/tokenize":
+            return self._tokenize(request, record, exchange)
         if api is None or request.method != "POST":
             if request.method == "GET" and request.path == "/v1/models":
                 exchange.respond(200, {"content-type": "application/json"}, _dumps(_MODELS).encode())
@@ -969,7 +982,7 @@ class FakeServer:
             message_id=_random_id("chatcmpl-", 29) if api == "openai" else _random_id("msg_01", 22),
             model=str(body.get("model")),
             stream=bool(body.get("stream")),
-            include_usage=bool(stream_options.get("include_usage")),
+            include_usage=self.send_usage and bool(stream_options.get("include_usage")),
             tokens=tokens,
             finish=finish,
             prompt_tokens=prompt_tokens,

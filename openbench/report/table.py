@@ -54,6 +54,8 @@ def _cost_cell(row: SummaryRow) -> str:
     return fmt_usd(row.cost_per_task_usd)
 
 
+COUNTED_MARK = "^"  # ASCII, like the rest of the table off a terminal
+
 COLUMNS: list[tuple[str, Any]] = [
     ("task", lambda r: r.task),
     ("model", lambda r: r.model),
@@ -64,7 +66,7 @@ COLUMNS: list[tuple[str, Any]] = [
     ("e2e p95 s", lambda r: fmt_num(r.latency_p95_s)),
     ("ttft p50 s", lambda r: fmt_num(r.ttft_p50_s, 3)),
     ("tok/s", lambda r: fmt_num(r.output_tps_p50, 1)),
-    ("tok in/out", lambda r: f"{fmt_num(r.input_tokens_per_task, 0)}/{fmt_num(r.output_tokens_per_task, 0)}"),
+    ("tok in/out", lambda r: f"{fmt_num(r.input_tokens_per_task, 0)}/{fmt_num(r.output_tokens_per_task, 0)}{COUNTED_MARK if r.tokens_counted else ''}"),
     ("$/task", _cost_cell),
     ("$/passed", lambda r: "none passed" if r.pass_rate == 0 else fmt_usd(r.cost_per_passed_task_usd)),
     ("errors", lambda r: str(r.errors)),
@@ -93,6 +95,8 @@ def render_table(rows: list[SummaryRow], stream: TextIO | None = None, title: st
             "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "
             "`openbench cost RUN` adds the usage-based bound and break-even volumes."
         )
+    if any(r.tokens_counted for r in rows):
+        notes.append(f"  {COUNTED_MARK} tokens counted by openbench (the server sent no usage): its tokenize endpoint or the model's tokenizer.")
     if any(r.cached for r in rows if r.task == ALL_TASKS):
         notes.append("  cached rows are replays: they count for quality and cost, not for latency.")
     for note in notes:
