@@ -73,6 +73,7 @@ class _RowTimes:
     tokens: int = 0
     content_tokens: int = 0
     stamps: list[float] = field(default_factory=list)
+    cut: bool = False  # still generating when generation ended (max_tokens, or the deadline)
 
 
 class _StepClock:
@@ -108,11 +109,13 @@ class _StepClock:
         now = perf_counter()
         for row in self.rows:
             if row.end is None:
+                row.cut = True
                 row.end = row.last or now
 
 
 class HFProvider(Provider):
-    # Generation is bounded by max_tokens on the worker thread, not by the runner's per-request timeout.
+    # Generation is bounded on the worker thread (max_tokens, and timeout_s from the start of its
+    # batch's generation), not by the runner's per-request timeout, which would count queueing.
     runner_timeout = False
     options = frozenset({"gguf_file", "dtype", "device", "batch_size"})
 
@@ -233,12 +236,15 @@ class HFProvider(Provider):
         return await job.done
 
     def _work(self) -> None:
-        pending: list[_Job] = []
+        pending: list[_Job] = []  # arrived, waiting for a batch of their own sampling settings
         while True:
             job = pending.pop(0) if pending else self._queue.get()
             if job is None:
                 return
-            batch = [job]
+            # Items of equal sampling that were set aside while another batch filled join this one first.
+            batch = [job] + [p for p in pending if p.request.sampling == job.request.sampling][: self.spec.batch_size - 1]
+            taken = {id(j) for j in batch}
+            pending = [p for p in pending if id(p) not in taken]
             # Fill the batch with what arrives within a short window (requests are queued in bursts by
             # the runner); the window is not part of any item's latency, which starts at generation.
             deadline = perf_counter() + BATCH_WINDOW_S
@@ -265,11 +271,18 @@ class HFProvider(Provider):
             err = AttemptError("local", f"{type(exc).__name__}: {exc}")
             batch[0].loop.call_soon_threadsafe(_settle, batch[0].done, None, err)
             return
-        for job, completion in zip(batch, results):
-            job.loop.call_soon_threadsafe(_settle, job.done, completion, None)
+        for job, result in zip(batch, results):
+            if isinstance(result, AttemptError):
+                job.loop.call_soon_threadsafe(_settle, job.done, None, result)
+            else:
+                job.loop.call_soon_threadsafe(_settle, job.done, result, None)
 
-    def _generate(self, requests: list[ChatRequest], sampling: Sampling, clocks: list[AttemptClock]) -> list[Completion]:
+    def _generate(
+        self, requests: list[ChatRequest], sampling: Sampling, clocks: list[AttemptClock]
+    ) -> list[Completion | AttemptError]:
+        """One batch; an item still generating when ``timeout_s`` runs out gets a timeout error instead."""
         import torch
+        from transformers import StoppingCriteriaList
 
         tok, model = self._tokenizer, self._model
         texts = [self._prompt_text(r) for r in requests]
@@ -284,11 +297,12 @@ class HFProvider(Provider):
             "eos_token_id": list(eos_ids),
             "streamer": streamer,
         }
+        deadline = _Deadline(self.spec.timeout_s)
+        criteria = [deadline]
         if sampling.stop:
             # Stop where an API server would, so tokens and time are not spent past the stop.
-            from transformers import StoppingCriteriaList
-
-            gen["stopping_criteria"] = StoppingCriteriaList([_StopStrings(tok, sampling.stop, enc["input_ids"].shape[1])])
+            criteria.append(_StopStrings(tok, sampling.stop, enc["input_ids"].shape[1]))
+        gen["stopping_criteria"] = StoppingCriteriaList(criteria)
         if sampling.temperature > 0:
             gen.update(do_sample=True, temperature=sampling.temperature)
             if sampling.top_p is not None:
@@ -300,12 +314,16 @@ class HFProvider(Provider):
         started = perf_counter()
         for clock in clocks:
             clock.restart(started)
+        deadline.start(started)
         with torch.inference_mode():
             out = model.generate(**enc, **gen)
         streamer.end()
         new = out[:, enc["input_ids"].shape[1] :].tolist()
-        completions = []
+        completions: list[Completion | AttemptError] = []
         for ids, row, clock, n_in in zip(new, streamer.rows, clocks, prompt_lens):
+            if row.cut and row.tokens < sampling.max_tokens and deadline.expired:
+                completions.append(AttemptError("timeout", f"generation still running after timeout_s={self.spec.timeout_s:g}s (stopped)"))
+                continue
             ids = ids[: row.tokens]
             text = tok.decode(ids, skip_special_tokens=True)
             text, stopped = _apply_stop(text, sampling.stop)
@@ -321,6 +339,27 @@ class HFProvider(Provider):
                 )
             )
         return completions
+
+
+class _Deadline:
+    """Stops a batch's generation once ``timeout_s`` has passed since it started (checked every step)."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.at = float("inf")
+
+    def start(self, now: float) -> None:
+        self.at = now + self.timeout_s
+
+    @property
+    def expired(self) -> bool:
+        # A clock, not a flag: generate may copy its stopping criteria.
+        return perf_counter() > self.at
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.expired, dtype=torch.bool, device=input_ids.device)
 
 
 class _StopStrings:
