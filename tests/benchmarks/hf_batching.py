@@ -30,13 +30,13 @@ MODELS = {
 LENGTHS = (8, 256, 32, 128, 16, 64, 200, 48)  # mixed, so that a static batch waits on its longest row
 
 
-def load(model: str, dtype: str):
+def load(model: str, dtype: str, device: str = "cpu"):
     import asyncio
 
     from openbench.providers.hf import HFProvider
     from openbench.suite import ModelSpec
 
-    provider = HFProvider(ModelSpec(id="bench", provider="hf", model=model, dtype=dtype), ROOT)
+    provider = HFProvider(ModelSpec(id="bench", provider="hf", model=model, dtype=dtype, device=device), ROOT)
     asyncio.run(asyncio.to_thread(provider._load))
     return provider._tokenizer, provider._model
 
@@ -52,7 +52,7 @@ def static(model, tok, inputs: list[list[int]], lengths: list[int], slots: int) 
     start = time.perf_counter()
     for i in range(0, len(inputs), slots):
         group = inputs[i : i + slots]
-        enc = tok.pad({"input_ids": group}, return_tensors="pt", padding_side="left")
+        enc = tok.pad({"input_ids": group}, return_tensors="pt", padding_side="left").to(model.device)
         with torch.inference_mode():
             model.generate(
                 **enc, max_new_tokens=max(lengths[i : i + slots]), min_new_tokens=max(lengths[i : i + slots]),
@@ -91,11 +91,12 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--slots", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     import torch
 
     torch.manual_seed(0)
-    tok, model = load(MODELS.get(args.model, args.model), args.dtype)
+    tok, model = load(MODELS.get(args.model, args.model), args.dtype, args.device)
     inputs = prompts(tok, args.n)
     # Tiny checkpoints have short position tables: scale the lengths down to fit, keeping their mix.
     room = getattr(model.config, "max_position_embeddings", 4096) - max(map(len, inputs)) - 1
@@ -103,7 +104,7 @@ def main() -> None:
     lengths = [max(1, int(LENGTHS[i % len(LENGTHS)] * scale)) for i in range(args.n)]
     tokens = sum(lengths)
     continuous(model, tok, inputs[:2], [4, 4], 2)  # warm-up: kernels, allocator
-    print(f"model={args.model} dtype={args.dtype} requests={args.n} tokens={tokens} lengths={sorted(set(lengths))}")
+    print(f"model={args.model} dtype={args.dtype} device={args.device} requests={args.n} tokens={tokens} lengths={sorted(set(lengths))}")
     print("| slots | static tok/s | continuous tok/s | continuous / static |")
     print("|---:|---:|---:|---:|")
     for slots in args.slots:
