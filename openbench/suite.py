@@ -22,7 +22,7 @@ from openbench.pricing.rates import PriceOverride
 
 
 #: Model options that mean something to some providers only; each provider class lists those it reads.
-PROVIDER_OPTIONS = ("base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field", "launch")
+PROVIDER_OPTIONS = ("base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "batching", "field", "launch")
 
 
 class _Strict(BaseModel):
@@ -90,6 +90,11 @@ class ModelSpec(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field("cpu", description="cpu, cuda, cuda:0, mps or auto (device_map='auto').")
     batch_size: int = Field(8, ge=1, le=4096)
+    batching: Literal["static", "continuous"] = Field(
+        "static",
+        description="hf: static batches run until their longest answer ends; continuous refills a finished row at once "
+        "(transformers' continuous batching; greedy items without stop strings). See the README's table.",
+    )
     # reference provider
     field: str | None = Field(None, description="reference provider: the case field to output.")
     # cost

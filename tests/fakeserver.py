@@ -14,7 +14,9 @@ Timing model (deliberately strict, so that clients timing the wrong event are ca
   * OpenAI: the first chunk (role "assistant", content "") is sent at once, like vLLM does
     (``early_role_chunk=False`` sends it together with the first content instead);
   * Anthropic: message_start, content_block_start and ping are sent at once;
-  * content chunk i (0-based) is due at ``received_at + ttft_s + i * per_token_s``;
+  * content chunk i (0-based) is due at ``started_at + ttft_s + i * per_token_s``, where ``started_at``
+    is ``received_at`` unless ``slots`` is set: then a completion waits for one of that many slots, like
+    an engine with a fixed batch, and its TTFT and E2E include the wait;
   * a non-streaming reply is sent whole when the last chunk would have been due.
 
 Faults: ``srv.faults`` is a FIFO of specs, one consumed per completion request; ``srv.fail_all``
@@ -199,6 +201,7 @@ class RequestRecord:
     chunks_sent: int = 0  # non-empty content chunks written
     outcome: str = "pending"  # ok | error | refused | hung | cut | client-closed | shutdown
     error: str | None = None  # the message of a validation or reply_fn error
+    started_at: float | None = None  # when a slot was free and generation began (``slots``)
 
     @property
     def ttft_s(self) -> float | None:
@@ -679,6 +682,8 @@ class FakeServer:
         self.send_usage = True
         # True: like vLLM, POST /tokenize counts a prompt's or messages' tokens (as the usage would).
         self.tokenize = False
+        # A number: at most that many completions generate at once; the others queue (set before start).
+        self.slots: int | None = None
         # Reply text precedence: reply_fn(request) > reply > "tok0 tok1 ..." (tokens) > DEFAULT_REPLY.
         self.reply = reply
         self.reply_fn = reply_fn
@@ -708,6 +713,7 @@ class FakeServer:
         self._start_error: BaseException | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -930,11 +936,21 @@ class FakeServer:
 
         fmt = _OpenAIFormat(plan) if api == "openai" else _AnthropicFormat(plan)
         kind = fault.kind if fault else "ok"
-        if plan.stream:
-            reusable = await self._stream(exchange, record, plan, fmt, kind, fault)
-        else:
-            reusable = await self._respond_whole(exchange, record, plan, fmt, kind)
+        async with self._slot():
+            record.started_at = time.perf_counter() if self.slots else record.received_at
+            if plan.stream:
+                reusable = await self._stream(exchange, record, plan, fmt, kind, fault)
+            else:
+                reusable = await self._respond_whole(exchange, record, plan, fmt, kind)
         return reusable and request.keep_alive
+
+    def _slot(self) -> Any:
+        """One of ``slots`` generation slots (a no-op without slots)."""
+        if not self.slots:
+            return contextlib.nullcontext()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.slots)
+        return self._slots
 
     def _validate(self, api: Api, request: _Request, body: dict[str, Any] | None) -> tuple[int, str] | None:
         if self.api_key is not None:
@@ -1071,7 +1087,7 @@ class FakeServer:
         error_after = fault.count("after", 1) if kind == "stream-error" else None
         malformed = kind in ("malformed-sse", "malformed-json")
 
-        first_due = record.received_at + plan.ttft_s
+        first_due = record.started_at + plan.ttft_s
         for i, token in enumerate(plan.tokens):
             await self._sleep_until(first_due + i * plan.per_token_s)
             if exchange.peer_gone:
@@ -1132,7 +1148,7 @@ class FakeServer:
         fmt: _OpenAIFormat | _AnthropicFormat,
         kind: str,
     ) -> bool:
-        last_due = record.received_at + plan.ttft_s + max(len(plan.tokens) - 1, 0) * plan.per_token_s
+        last_due = record.started_at + plan.ttft_s + max(len(plan.tokens) - 1, 0) * plan.per_token_s
         await self._sleep_until(last_due)
         if exchange.peer_gone:
             record.outcome = "client-closed"

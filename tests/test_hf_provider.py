@@ -290,3 +290,17 @@ def test_timeout_stops_a_runaway_generation_and_is_that_items_error(endless_mode
         assert r["error_kind"] == "timeout" and "timeout_s=0.02s" in r["error"], r
         assert r["attempts"] == 1  # a runaway generation is not retried
     assert "tiny" in result.output
+
+
+@slow
+def test_continuous_batching_answers_as_unbatched_with_per_item_timing(tiny_model_dir, unbatched, batches, invoke, write_suite, tmp_path):
+    text = hf_suite(tiny_model_dir, PROMPTS, batch_size=2).replace("    batch_size: 2", "    batch_size: 2\n    batching: continuous")
+    run_dir, records = run_suite(invoke, write_suite, tmp_path, text)
+    for cid, (answer, n_tokens) in unbatched.items():
+        r = records[cid]
+        assert r["error"] is None, r["error"]
+        assert (r["output"], r["output_tokens"]) == (answer, n_tokens)
+        assert 0 < r["ttft_s"] <= r["latency_s"]
+    assert batches == []  # no static batch ran
+    entry = json.loads((run_dir / "manifest.json").read_text())["models"][0]
+    assert entry["details"]["batching"] == "continuous"

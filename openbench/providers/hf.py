@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import itertools
 import os
 import queue
 import threading
@@ -117,7 +118,7 @@ class HFProvider(Provider):
     # Generation is bounded on the worker thread (max_tokens, and timeout_s from the start of its
     # batch's generation), not by the runner's per-request timeout, which would count queueing.
     runner_timeout = False
-    options = frozenset({"gguf_file", "dtype", "device", "batch_size"})
+    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching"})
 
     def __init__(self, spec, suite_dir):
         super().__init__(spec, suite_dir)
@@ -127,6 +128,8 @@ class HFProvider(Provider):
         self._worker: threading.Thread | None = None
         self._device = None
         self._load_s: float | None = None
+        self._manager: Any = None  # transformers' continuous-batching manager (batching: continuous)
+        self._request_ids = itertools.count()
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -146,6 +149,8 @@ class HFProvider(Provider):
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
+        if self.spec.batching == "continuous":
+            self._manager = await asyncio.to_thread(self._start_manager)
         self._worker = threading.Thread(target=self._work, name=f"openbench-hf-{self.spec.id}", daemon=True)
         self._worker.start()
 
@@ -195,10 +200,14 @@ class HFProvider(Provider):
             "dtype": str(self._model.dtype).removeprefix("torch."),
             "parameters": sum(p.numel() for p in self._model.parameters()),
             "batch_size": self.spec.batch_size,
+            "batching": self.spec.batching,
             "load_s": round(self._load_s or 0, 3),
         }
 
     async def close(self) -> None:
+        if self._manager is not None:
+            await asyncio.to_thread(self._manager.stop, True)
+            self._manager = None
         if self._worker is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._worker.join, 30)
@@ -230,10 +239,70 @@ class HFProvider(Provider):
         return f"loading {self.spec.model} on {self.spec.device} ..."
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
+        s = request.sampling
+        if self._manager is not None and s.temperature == 0 and not s.stop:
+            return await self._complete_continuous(request, clock)
         loop = asyncio.get_running_loop()
         job = _Job(request, clock, loop.create_future(), loop)
         self._queue.put(job)
         return await job.done
+
+    # -- continuous batching ----------------------------------------------------------------------
+
+    def _eos_ids(self) -> set[int]:
+        eos = self._model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos]) if eos is not None else {self._tokenizer.eos_token_id}
+
+    def _start_manager(self) -> Any:
+        from transformers import GenerationConfig
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        config = GenerationConfig(
+            do_sample=False, eos_token_id=sorted(self._eos_ids()), pad_token_id=self._tokenizer.pad_token_id, max_new_tokens=256
+        )
+        manager = self._model.init_continuous_batching(
+            generation_config=config,
+            continuous_batching_config=ContinuousBatchingConfig(max_requests_per_batch=self.spec.batch_size),
+        )
+        manager.start()
+        return manager
+
+    async def _complete_continuous(self, request: ChatRequest, clock: AttemptClock) -> Completion:
+        """One greedy item through the continuous-batching manager: its slot is refilled as soon as it ends.
+
+        The item's clock starts when the manager schedules it (as a static batch's items start when their
+        batch does) and each generated token is timestamped by the manager.
+        """
+        tok = self._tokenizer
+        ids = tok(self._prompt_text(request), add_special_tokens=False).input_ids
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        request_id = f"openbench-{next(self._request_ids)}"
+        self._manager.register_result_handler(request_id, lambda out: out.is_finished() and not done.done() and done.set_result(out))
+        self._manager.add_request(ids, request_id=request_id, max_new_tokens=request.sampling.max_tokens, record_timestamps=True)
+        try:
+            out = await asyncio.wait_for(done, self.spec.timeout_s)
+        except asyncio.TimeoutError:
+            self._manager.cancel_request(request_id)
+            raise AttemptError("timeout", f"generation still running after timeout_s={self.spec.timeout_s:g}s (stopped)") from None
+        if out.error:
+            raise AttemptError("local", f"continuous batching: {out.error}")
+        started, ended = out.lifespan
+        stamps = out.timestamps or []
+        eos_ids = self._eos_ids()
+        tokens = list(out.generated_tokens)
+        content = [t for t in tokens if t not in eos_ids]
+        clock.restart(started)
+        if content:
+            clock.first, clock.last, clock.chunks = stamps[0], stamps[len(content) - 1], len(content)
+        return Completion(
+            text=tok.decode(tokens, skip_special_tokens=True).strip(),
+            usage=Usage(input_tokens=len(ids), output_tokens=len(tokens)),
+            timing=clock.finish(stamps[-1] if stamps else ended),
+            finish_reason="stop" if tokens and tokens[-1] in eos_ids else "length",
+        )
+
+    # -- static batching ----------------------------------------------------------------------------
 
     def _work(self) -> None:
         pending: list[_Job] = []  # arrived, waiting for a batch of their own sampling settings
