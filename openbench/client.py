@@ -161,6 +161,10 @@ class ModelClient:
     async def close(self) -> None:
         await self.provider.close()
 
+    def set_in_flight(self, limit: int) -> None:
+        """Allow ``limit`` requests in flight from now on (a load sweep sets each level's concurrency)."""
+        self._semaphore = asyncio.Semaphore(max(1, limit))
+
     @property
     def in_flight(self) -> int:
         return max(1, self.provider.max_in_flight())

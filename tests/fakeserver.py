@@ -1238,6 +1238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-all", default=None, help='fault applied to every request, e.g. "500"')
     parser.add_argument("--fault", action="append", default=[], help="queue a fault (repeatable)")
     parser.add_argument("--no-log", action="store_true", help="count requests but keep no records")
+    parser.add_argument("--slots", type=int, default=None, help="at most this many completions generate at once")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -1256,6 +1257,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_log=not args.no_log,
     )
     server.add_faults(*args.fault)
+    server.slots = args.slots
     with server:
         print(f"fakeserver listening on {server.url}", flush=True)
         while not stop.wait(0.5):
