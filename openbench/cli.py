@@ -371,6 +371,7 @@ def cost(
     volume: Optional[str] = VolumeOpt,
     hardware: Optional[List[str]] = HardwareOpt,
     utilisation: Optional[float] = typer.Option(None, "--utilisation", min=0.01, max=1, help="Busy share of rented hardware."),
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep", help="A sweep folder: price its model at the measured operating point, not an assumed utilisation."),
 ) -> None:
     """$ per task for every model of a run, and the monthly volume above which self-hosting beats each API.
 
@@ -396,7 +397,15 @@ def cost(
                 raise fail(OpenbenchError(f"--hardware {entry.id}: {exc.args[0] if exc.args else exc}")) from None
         if utilisation and entry.hardware_profile:
             entry.utilisation = utilisation
-    render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
+    rows = summarise(store.iter_records(), manifest, per_month)
+    render_cost(rows, manifest, per_month)
+    if sweep_dir is not None:
+        from openbench.sweep import SweepResult, render_against_apis
+
+        try:
+            render_against_apis(SweepResult.read(sweep_dir), rows)
+        except OpenbenchError as exc:
+            raise fail(exc) from None
 
 
 @app.command()

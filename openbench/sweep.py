@@ -280,3 +280,30 @@ def render_sweep(result: SweepResult) -> None:
                       f"{point.output_tokens_per_s:.1f} output tok/s, e2e p95 {_fmt(point.e2e_p95_s)} s: {price}", markup=False)
     for warning in result.warnings:
         console.print(f"  warning: {warning}", markup=False)
+
+
+def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
+    """``openbench cost RUN --sweep DIR``: the operating point's $ per task against every API model of the run."""
+    from openbench.pricing.hardware import HOURS_PER_MONTH
+    from openbench.report.table import console_for, fmt_usd
+    from openbench.summary import ALL_TASKS
+
+    console = console_for()
+    point = result.operating_point
+    if point is None or point.usd_per_task is None:
+        console.print(f"  sweep of {result.model}: no operating point with a price (see its sweep.json)", markup=False)
+        return
+    box_month = point.usd_per_hour * HOURS_PER_MONTH
+    capacity = point.requests_per_s * 3600 * HOURS_PER_MONTH
+    console.print(
+        f"\nAt the sweep's operating point, {result.model} (concurrency {point.concurrency}, {point.requests_per_s:.2f} req/s, "
+        f"e2e p95 {_fmt(point.e2e_p95_s)} s): {fmt_usd(point.usd_per_task)} per task, {fmt_usd(point.usd_per_mtok_output)} "
+        f"per 1M output tokens; one box costs {fmt_usd(box_month)}/month and serves up to {capacity:,.0f} tasks/month.",
+        markup=False,
+    )
+    for row in rows:
+        if row.task != ALL_TASKS or row.cost_basis != "api" or not row.cost_per_task_usd:
+            continue
+        even = box_month / row.cost_per_task_usd
+        verdict = f"self-hosting is cheaper above {even:,.0f} tasks/month" if even <= capacity else "one box never pays for itself at this price"
+        console.print(f"  vs {row.model} at {fmt_usd(row.cost_per_task_usd)}/task: {verdict}", markup=False)

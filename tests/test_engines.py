@@ -256,3 +256,24 @@ def test_vllm_launch_serves_the_tiny_model(tmp_path: Path, invoke) -> None:
     assert all(r["error"] is None for r in outcome.of("served").values())
     assert outcome.model_entry("served")["engine"]["engine"] == "vllm"
     _no_engine_left(tmp_path / "tiny-base")
+
+
+@pytest.mark.slow
+@needs_transformers_serve
+def test_sweep_of_a_launched_engine(tmp_path: Path, invoke) -> None:
+    from openbench.sweep import SweepResult
+
+    suite = _suite(tmp_path, {"engine": "transformers", "startup_timeout_s": SERVE_STARTUP_S})
+    spec = json.loads(suite.read_text())
+    spec["models"][0]["hardware"] = "cpu-2core"
+    suite.write_text(json.dumps(spec))
+    result = invoke("sweep", suite, "--model", "served", "--concurrency", "1,2", "--requests-per-level", "4",
+                    "--slo-p95", "30", "--out", tmp_path / "sweeps")
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "sweeps").iterdir()
+    sweep = SweepResult.read(folder)
+    assert [lv.concurrency for lv in sweep.levels] == [1, 2] and all(lv.errors == 0 for lv in sweep.levels)
+    assert sweep.operating_point is not None and sweep.operating_point.usd_per_task > 0
+    assert json.loads((folder / "engine.json").read_text())["engine"] == "transformers"
+    assert "operating point: concurrency" in result.output
+    _no_engine_left(tmp_path / "tiny-base", within_s=0)

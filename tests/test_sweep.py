@@ -87,3 +87,32 @@ def test_sweep_refuses_a_per_token_api_model(tmp_path: Path, invoke, monkeypatch
                         [{"id": "a", "q": "x", "answer": "y"}], prompt="{{ q }}")
     result = invoke("sweep", suite, "--model", "api", "--out", tmp_path / "out")
     assert result.exit_code == 2 and "billed per token" in result.output
+
+
+def test_cost_prices_a_run_at_the_sweeps_operating_point(tmp_path: Path, invoke, monkeypatch) -> None:
+    from openbench.pricing.hardware import HOURS_PER_MONTH
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeServer(ttft_s=0.01, per_token_s=0.001, tokens=TOKENS) as srv:
+        srv.slots = 2
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
+        suite = _suite(srv, tmp_path)
+        spec = json.loads(suite.read_text())
+        spec["models"].append({"id": "gpt-4o-mini", "provider": "openai", "model": "gpt-4o-mini", "cache": False})
+        suite.write_text(json.dumps(spec))
+        swept = invoke("sweep", suite, "--model", "engine", "--concurrency", "1,2", "--requests-per-level", "4", "--out", tmp_path / "sweeps")
+        ran = invoke("run", suite, "--out", tmp_path / "runs")
+    assert swept.exit_code == 0 and ran.exit_code == 0, swept.output + ran.output
+    (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    point = SweepResult.read(sweep_dir).operating_point
+    result = invoke("cost", run_dir, "--sweep", sweep_dir)
+    assert result.exit_code == 0, result.output
+    api_per_task = next(json.loads(line)["cost_usd"] for line in (run_dir / "records.jsonl").read_text().splitlines()
+                        if '"gpt-4o-mini"' in line)
+    even = 3.6 * HOURS_PER_MONTH / api_per_task
+    capacity = point.requests_per_s * 3600 * HOURS_PER_MONTH
+    assert f"concurrency {point.concurrency}" in result.output and "vs gpt-4o-mini" in result.output
+    expected = f"cheaper above {even:,.0f} tasks/month" if even <= capacity else "never pays for itself"
+    assert expected in result.output
+    assert invoke("cost", run_dir, "--sweep", tmp_path).exit_code == 2  # not a sweep folder
