@@ -485,13 +485,14 @@ def report(
 
         text = render_html(rows, store.iter_records(), manifest)
     elif fmt == "md":
-        from openbench.report.markdown import summary_table
+        from openbench.report.markdown import notes_markdown, summary_table
+        from openbench.report.notes import model_notes
 
         title = manifest.suite.name if manifest.suite else store.path.name
         text = f"## openbench: {title}\n\n"
         if not manifest.finished:
             text += f"> Run status: **{manifest.effective_status}**: the figures cover the items finished so far.\n\n"
-        text += summary_table(rows) + "\n"
+        text += summary_table(rows) + "\n" + notes_markdown(model_notes(manifest, rows)) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"
     else:

@@ -154,11 +154,13 @@ class ModelClient:
             return False
         self.entry.details = self.provider.describe()
         self.entry.engine = self.provider.engine_info()
+        self.entry.endpoint = self.provider.endpoint()
         self.entry.in_flight = self.in_flight
         self._semaphore = asyncio.Semaphore(self.in_flight)
         return True
 
     async def close(self) -> None:
+        self.entry.details = {**self.entry.details, **self.provider.describe()}  # with what the run learned (adjustments)
         await self.provider.close()
 
     def set_in_flight(self, limit: int) -> None:
@@ -217,13 +219,13 @@ class ModelClient:
         counted = self._counter(request) if self._counter else None
         if counted is None:
             counted = sum(len(m.content) // CHARS_PER_TOKEN_BUDGET + TOKENS_PER_MESSAGE for m in request.messages)
-        return self.cost(Usage(input_tokens=counted, output_tokens=request.sampling.max_tokens))
+        return self.cost(Usage(input_tokens=counted, output_tokens=self.provider.max_output_tokens(request)))
 
     async def _attempts(self, request: ChatRequest, case_fields: dict[str, Any]) -> tuple[Completion | None, AttemptError | None, int]:
         spec, provider = self.spec, self.provider
         attempts = 0
         error: AttemptError | None = None
-        estimate = sum(len(m.content) for m in request.messages) // 4 + request.sampling.max_tokens
+        estimate = sum(len(m.content) for m in request.messages) // 4 + provider.max_output_tokens(request)
         while attempts <= spec.max_retries:
             if self.entry.status == "failed":
                 return None, error or AttemptError("model_failed", self.entry.reason or "model failed"), attempts
@@ -234,7 +236,10 @@ class ModelClient:
                 self.first_start = clock.start
             try:
                 call = provider.complete(request, clock, case_fields)
-                return await (asyncio.wait_for(call, spec.timeout_s) if provider.runner_timeout else call), None, attempts
+                completion = await (asyncio.wait_for(call, spec.timeout_s) if provider.runner_timeout else call)
+                if completion.throttle_s:
+                    self.limiter.pause(completion.throttle_s)  # the vendor's rate-limit headers say its window is spent
+                return completion, None, attempts
             except asyncio.TimeoutError:
                 error = AttemptError("timeout", f"no complete answer within {spec.timeout_s:g}s", retryable=True)
             except AttemptError as exc:

@@ -15,14 +15,19 @@ class _Bucket:
         self.stamp = monotonic()
 
     def wait_for(self, amount: float) -> float:
+        """0 once ``amount`` is charged, else how long to wait before asking again.
+
+        A request larger than the burst goes once the bucket is full, and is charged whole:
+        the level goes below zero, and the requests after it wait until that debt is repaid.
+        """
         now = monotonic()
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
-        amount = min(amount, self.capacity)
-        if self.level >= amount:
+        needed = min(amount, self.capacity)
+        if self.level >= needed:
             self.level -= amount
             return 0.0
-        return (amount - self.level) / self.rate
+        return (needed - self.level) / self.rate
 
 
 class RateLimiter:
@@ -33,8 +38,15 @@ class RateLimiter:
         if tpm:
             self._buckets.append((_Bucket(tpm), True))
         self._lock = asyncio.Lock()
+        self._resume_at = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the vendor's rate-limit headers said its window is spent)."""
+        self._resume_at = max(self._resume_at, monotonic() + seconds)
 
     async def acquire(self, tokens: int = 0) -> None:
+        while (delay := self._resume_at - monotonic()) > 0:
+            await asyncio.sleep(delay)
         if not self._buckets:
             return
         async with self._lock:

@@ -130,6 +130,7 @@ class RunManifest(_Record):
     models: list[ModelEntry] = Field(default_factory=list)
     judges: list[JudgeEntry] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    sandbox: str | None = Field(None, description="How model-written code was isolated (bubblewrap, process-group), if any ran.")
 
     def model(self, model_id: str) -> ModelEntry | None:
         return next((m for m in self.models if m.id == model_id), None)

@@ -298,6 +298,7 @@ class Runner:
             fields.update(
                 latency_s=timing.e2e_s,
                 ttft_s=timing.ttft_s,
+                thinking_s=timing.thinking_s,
                 itl_s=timing.itl_s,
                 tpot_s=tpot(timing, usage.output_tokens),
                 output_tps=output_tps(timing, usage.output_tokens),

@@ -77,6 +77,7 @@ def execute(settings: RunSettings) -> int:
         hardware_overrides=settings.hardware or {},
     )
     _check_hardware(suite, options.hardware_overrides)
+    isolation = _sandbox_isolation(suite)
     models = [suite.model(m) for m in settings.models] if settings.models else list(suite.spec.models)
     if store is None:  # every check has passed: only now is a run folder made
         store = RunStore.create(settings.out, new_run_id(suite.spec.name))
@@ -99,6 +100,7 @@ def execute(settings: RunSettings) -> int:
         models=previous.models if previous and previous.models else [ModelEntry(id=m.id, provider=m.provider, model=m.model) for m in models],
         judges=previous.judges if previous else [],
         warnings=judge_warnings(suite),
+        sandbox=isolation,
     )
     store.write_manifest(manifest)
     reporter = reporter_for()
@@ -143,6 +145,17 @@ def execute(settings: RunSettings) -> int:
               f"Finished items are saved; resume with: openbench run --resume {store.path} --max-cost N", file=sys.stderr)
     print(f"\nresults: {store.path}", file=sys.stderr)
     return code
+
+
+def _sandbox_isolation(suite: Any) -> str | None:
+    """The isolation model-written code will run under, when a scorer of the suite runs such code."""
+    from openbench import registry
+
+    if any(getattr(registry.resolve("scorer", s.type), "sandboxed", False) for t in suite.spec.tasks for s in t.scorers):
+        from openbench.sandbox import isolation
+
+        return isolation()
+    return None
 
 
 def _check_hardware(suite: Any, overrides: dict[str, str]) -> None:
@@ -200,6 +213,7 @@ def _sigterm_as_interrupt() -> None:
 
 def print_summary(store: RunStore, volume: str | None = None, manifest: RunManifest | None = None) -> list[Any]:
     from openbench.report.csv import write_summary
+    from openbench.report.notes import model_notes
     from openbench.report.table import render_table
     from openbench.summary import summarise
 
@@ -207,7 +221,10 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     write_summary(rows, store.path / SUMMARY)
-    render_table(rows, title=f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})", monthly=per_month is not None)
+    title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
+    render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))
+    if manifest.sandbox:
+        print(f"  model-written code ran under: {manifest.sandbox} isolation")
     if manifest.effective_status not in ("completed", "running"):
         print(f"  run status: {manifest.effective_status} (the figures cover the items finished so far)")
     for m in manifest.models:

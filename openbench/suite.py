@@ -22,7 +22,10 @@ from openbench.pricing.rates import PriceOverride
 
 
 #: Model options that mean something to some providers only; each provider class lists those it reads.
-PROVIDER_OPTIONS = ("base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "batching", "field", "launch")
+PROVIDER_OPTIONS = (
+    "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "batching", "field",
+    "sampling", "reasoning_effort", "thinking", "prompt_cache", "launch",
+)
 
 
 class _Strict(BaseModel):
@@ -66,6 +69,27 @@ class LaunchSpec(_Strict):
     port: int | None = Field(None, ge=1, le=65_535, description="Loopback port (default: a free one).")
 
 
+class SamplingOverride(_Strict):
+    """Per-model sampling: a value replaces the suite's, null means "don't send it" (the model's default)."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+
+    def given(self) -> dict[str, Any]:
+        """Only the keys the suite wrote (null included)."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name in self.model_fields_set}
+
+
+class ThinkingSpec(_Strict):
+    """Anthropic extended thinking; billed as output tokens."""
+
+    type: Literal["enabled"] = "enabled"
+    budget_tokens: int = Field(..., ge=1024, le=1_000_000, description="Tokens the model may think for (at least 1024).")
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
 class ModelSpec(_Strict):
     id: str = Field(..., min_length=1, description="Unique label used in tables and on the command line.")
     provider: str = Field(..., description="hf, openai, anthropic, openai-compatible, reference, or a plugin.")
@@ -85,6 +109,11 @@ class ModelSpec(_Strict):
     max_retries: int = Field(4, ge=0, le=50)
     backoff_s: float = Field(0.5, ge=0, le=600, description="First retry's backoff; doubles per attempt, with jitter.")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra request parameters passed through.")
+    # closed-model options: what is sent, and vendor features (see README "Closed models")
+    sampling: SamplingOverride | None = Field(None, description="Per-model sampling; null = don't send that parameter.")
+    reasoning_effort: ReasoningEffort | None = Field(None, description="OpenAI reasoning models: how hard to think.")
+    thinking: ThinkingSpec | None = Field(None, description="Anthropic extended thinking: {type: enabled, budget_tokens: N}.")
+    prompt_cache: bool = Field(False, description="Anthropic: mark the system prompt for prompt caching.")
     # local (hf) providers
     gguf_file: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

@@ -49,10 +49,13 @@ def model(id: str, provider: str, name: str = "", **settings: Any) -> dict[str, 
     return entry | {"backoff_s": 0.01, "cache": False, "concurrency": 2} | settings
 
 
-def write_suite(path: Path, models: list[dict[str, Any]], case_list: list[dict[str, Any]], **task: Any) -> Path:
+def write_suite(
+    path: Path, models: list[dict[str, Any]], case_list: list[dict[str, Any]], defaults: dict[str, Any] | None = None, **task: Any
+) -> Path:
     """A one-task suite (written as JSON, which is YAML) scored with exact match on ``answer``."""
     spec = {
         "name": "api",
+        **({"defaults": defaults} if defaults else {}),
         "models": models,
         "tasks": [{"name": "echo", "prompt": PROMPT, "data": {"cases": case_list}, "scorers": [{"type": "exact"}], **task}],
     }

@@ -133,3 +133,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(params=["bubblewrap", "process-group"])
+def isolation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test under each sandbox isolation; bubblewrap only where ``bwrap`` works on this machine."""
+    from openbench import sandbox
+
+    if request.param == "bubblewrap" and not sandbox.bubblewrap_works():
+        pytest.skip("bwrap is missing or does not work here (apt-get install bubblewrap)")
+    monkeypatch.setenv("OPENBENCH_SANDBOX", request.param)
+    return request.param

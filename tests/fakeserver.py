@@ -19,6 +19,17 @@ Timing model (deliberately strict, so that clients timing the wrong event are ca
     an engine with a fixed batch, and its TTFT and E2E include the wait;
   * a non-streaming reply is sent whole when the last chunk would have been due.
 
+Vendor rules (``vendor_rules=True``, the default), enforced with the vendors' 400 bodies:
+  * OpenAI reasoning models (o-series, gpt-5 and later, codex-mini) refuse a temperature other
+    than 1 and ``max_tokens``; other models refuse ``reasoning_effort``. Reasoning models report
+    reasoning tokens by effort (EFFORT_TOKENS) unless ``reasoning_tokens`` is set;
+  * recent Claude models (4.1 Opus, 4.5 and later, 5.x) refuse ``temperature`` with ``top_p``;
+  * Anthropic extended thinking needs budget_tokens >= 1024 and below max_tokens, and only the
+    default temperature; its reply streams a thinking block before the text.
+  A rejected request's ``RequestRecord.rule`` names the rule. Anthropic ``cache_control`` on the
+  system prompt is simulated: the first request with a system text writes it, later ones read it.
+  ``response_headers`` are added to every successful response (e.g. ``x-ratelimit-*``).
+
 Faults: ``srv.faults`` is a FIFO of specs, one consumed per completion request; ``srv.fail_all``
 applies to every request while that queue is empty. A spec is ``kind[:param=value]...``:
   * an HTTP status 400-599 ("429", "500", "502", "503", "529", "401", "403", ...): the vendor's
@@ -72,6 +83,7 @@ __all__ = [
     "FAULT_KINDS",
     "last_user_text",
     "parse_fault",
+    "vendor_rejection",
     "prompt_words",
     "split_tokens",
 ]
@@ -174,6 +186,14 @@ def prompt_words(body: dict[str, Any]) -> int:
     return sum(len(t.split()) for t in texts)
 
 
+def _cache_marked_system(body: dict[str, Any]) -> str | None:
+    """The system prompt's text when a block of it carries ``cache_control`` (Anthropic prompt caching)."""
+    system = body.get("system")
+    if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
+        return "".join(_texts(system))
+    return None
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     """The text of the last user message, in either API's request format (handy for ``reply_fn``)."""
     for message in reversed(body.get("messages") or []):
@@ -202,6 +222,8 @@ class RequestRecord:
     outcome: str = "pending"  # ok | error | refused | hung | cut | client-closed | shutdown
     error: str | None = None  # the message of a validation or reply_fn error
     started_at: float | None = None  # when a slot was free and generation began (``slots``)
+    rule: str | None = None  # the vendor rule a 400 enforced
+    first_thinking_at: float | None = None  # just before the first reasoning (thinking) event was written
 
     @property
     def ttft_s(self) -> float | None:
@@ -238,6 +260,7 @@ class _Plan:
     ttft_s: float
     per_token_s: float
     created: int = field(default_factory=lambda: int(time.time()))
+    thinking: str | None = None  # Anthropic extended thinking: the thinking block's text
 
     @property
     def completion_tokens(self) -> int:
@@ -386,21 +409,38 @@ class _AnthropicFormat:
             "usage": start_usage,
         }
         events = [_sse(_dumps({"type": "message_start", "message": message}), "message_start")]
+        if p.thinking is not None:
+            events += self.thinking_events()
         if p.tokens:
-            block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            block = {"type": "content_block_start", "index": self.text_index, "content_block": {"type": "text", "text": ""}}
             events.append(_sse(_dumps(block), "content_block_start"))
         events.append(_sse('{"type":"ping"}', "ping"))
         return events
 
+    @property
+    def text_index(self) -> int:
+        return 0 if self.plan.thinking is None else 1
+
+    def thinking_events(self) -> list[bytes]:
+        start = {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": self.plan.thinking}}
+        signature = {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "ZmFrZXNpZw=="}}
+        return [
+            _sse(_dumps(start), "content_block_start"),
+            _sse(_dumps(delta), "content_block_delta"),
+            _sse(_dumps(signature), "content_block_delta"),
+            _sse('{"type":"content_block_stop","index":0}', "content_block_stop"),
+        ]
+
     def content_chunk(self, token: str) -> bytes:
-        delta = f'{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{_dumps(token)}}}}}'
+        delta = f'{{"type":"content_block_delta","index":{self.text_index},"delta":{{"type":"text_delta","text":{_dumps(token)}}}}}'
         return _sse(delta, "content_block_delta")
 
     def stream_tail(self) -> list[bytes]:
         p = self.plan
         events = []
         if p.tokens:
-            events.append(_sse('{"type":"content_block_stop","index":0}', "content_block_stop"))
+            events.append(_sse(f'{{"type":"content_block_stop","index":{self.text_index}}}', "content_block_stop"))
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self._stop_reason(), "stop_sequence": None},
@@ -421,6 +461,8 @@ class _AnthropicFormat:
     def body(self) -> bytes:
         p = self.plan
         content = [{"type": "text", "text": "".join(p.tokens)}] if p.tokens else []
+        if p.thinking is not None:
+            content.insert(0, {"type": "thinking", "thinking": p.thinking, "signature": "ZmFrZXNpZw=="})
         return _dumps(
             {
                 "id": p.message_id,
@@ -509,14 +551,69 @@ def _error_shape(status: int) -> _ErrorShape:
     return _ErrorShape("invalid_request_error", None, f"Error {status}", "invalid_request_error", f"Error {status}")
 
 
-def _openai_error(status: int, message: str | None = None) -> dict[str, Any]:
+def _openai_error(status: int, message: str | None = None, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     shape = _error_shape(status)
     return {
         "message": message or shape.openai_message,
         "type": shape.openai_type,
-        "param": None,
-        "code": shape.openai_code,
+        "param": param,
+        "code": code or shape.openai_code,
     }
+
+
+# --------------------------------------------------------------------------- vendor rules
+
+OPENAI_REASONING = re.compile(r"^(o[1-9]|gpt-5|gpt-6|codex-mini)")
+# Claude models that take temperature or top_p, not both: Opus 4.1, the 4.5 generation and later.
+CLAUDE_ONE_SAMPLER = re.compile(r"^claude-(opus-4-[1-9]|(sonnet|haiku)-4-[5-9]|(opus|sonnet|haiku)-[5-9]|fable|mythos)")
+EFFORT_TOKENS = {"none": 0, "minimal": 4, "low": 16, "medium": 64, "high": 256, "xhigh": 512}
+THINKING_TOKENS = 24  # the thinking block's length when ``reasoning_tokens`` is not set
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A 400 a vendor sends for a request its rules refuse."""
+
+    rule: str
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+def vendor_rejection(api: Api, body: dict[str, Any]) -> Rejection | None:
+    """The first vendor rule (see the module docstring) that ``body`` breaks, if any."""
+    model = str(body.get("model", "")).lower()
+    if api == "openai":
+        if not OPENAI_REASONING.search(model):
+            if "reasoning_effort" in body:
+                message = "Unsupported parameter: 'reasoning_effort' is not supported with this model."
+                return Rejection("reasoning_effort", message, "reasoning_effort", "unsupported_parameter")
+            return None
+        temperature = body.get("temperature")
+        if temperature is not None and temperature != 1:
+            message = (
+                f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+                "Only the default (1) value is supported."
+            )
+            return Rejection("temperature", message, "temperature", "unsupported_value")
+        if "max_tokens" in body:
+            message = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+            return Rejection("max_tokens", message, "max_tokens", "unsupported_parameter")
+        return None
+    if CLAUDE_ONE_SAMPLER.search(model) and body.get("temperature") is not None and body.get("top_p") is not None:
+        message = "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+        return Rejection("temperature+top_p", message)
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return Rejection("thinking-budget", "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+        if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] <= budget:
+            return Rejection("thinking-max-tokens", "`max_tokens` must be greater than `thinking.budget_tokens`.")
+        if body.get("temperature") is not None and body["temperature"] != 1:
+            message = "`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation."
+            return Rejection("thinking-temperature", message)
+    return None
 
 
 def _anthropic_error(status: int, request_id: str, message: str | None = None) -> dict[str, Any]:
@@ -670,6 +767,8 @@ class FakeServer:
         faults: list[str] | None = None,
         fail_all: str | None = None,
         early_role_chunk: bool = True,
+        vendor_rules: bool = True,
+        response_headers: dict[str, str] | None = None,
         keep_log: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -696,6 +795,9 @@ class FakeServer:
         self.faults: list[str] = list(faults or [])  # consumed first-in first-out, one per request
         self.fail_all = fail_all  # applied to every request while the queue is empty
         self.early_role_chunk = early_role_chunk
+        self.vendor_rules = vendor_rules
+        self.response_headers: dict[str, str] = dict(response_headers or {})
+        self._cached_prefixes: set[str] = set()  # system prompts marked with cache_control, once seen
         self.keep_log = keep_log
         self.host = host
         self.port = port
@@ -928,6 +1030,11 @@ class FakeServer:
             self._error(exchange, record, api, problem[0], request_id, problem[1])
             return request.keep_alive
         assert body is not None
+        rejection = vendor_rejection(api, body) if self.vendor_rules else None
+        if rejection is not None:
+            record.rule = rejection.rule
+            self._error(exchange, record, api, 400, request_id, rejection.message, param=rejection.param, code=rejection.code)
+            return request.keep_alive
         try:
             plan = self._plan(api, body, request_id, fault)
         except Exception as exc:  # a failing reply_fn is a test bug: surface it loudly as a 500
@@ -989,6 +1096,18 @@ class FakeServer:
         prompt_tokens = self.prompt_tokens if self.prompt_tokens is not None else prompt_words(body)
         cached = min(self.cached_tokens, prompt_tokens)
         written = min(self.cache_write_tokens, prompt_tokens - cached)
+        cacheable = _cache_marked_system(body) if api == "anthropic" else None
+        if cacheable is not None:
+            size = len(cacheable.split())
+            cached, written = (size, 0) if cacheable in self._cached_prefixes else (0, size)
+            self._cached_prefixes.add(cacheable)
+        reasoning = self.reasoning_tokens
+        thinking = None
+        if api == "openai" and not reasoning and OPENAI_REASONING.search(str(body.get("model", "")).lower()):
+            reasoning = EFFORT_TOKENS.get(str(body.get("reasoning_effort") or "medium"), 64)
+        if api == "anthropic" and (body.get("thinking") or {}).get("type") == "enabled":
+            reasoning = reasoning or THINKING_TOKENS
+            thinking = " ".join(f"thought{i}" for i in range(reasoning))
         stream_options = body.get("stream_options") or {}
         ttft = fault.seconds("ttft") if fault and "ttft" in fault.params else self.ttft_s
         per_token = fault.seconds("per-token") if fault and "per-token" in fault.params else self.per_token_s
@@ -1004,9 +1123,10 @@ class FakeServer:
             prompt_tokens=prompt_tokens,
             cached_tokens=cached,
             cache_write_tokens=written,
-            reasoning_tokens=self.reasoning_tokens,
+            reasoning_tokens=reasoning,
             ttft_s=ttft or 0.0,
             per_token_s=per_token or 0.0,
+            thinking=thinking,
         )
 
     # ----------------------------------------------------------------- responses
@@ -1024,6 +1144,9 @@ class FakeServer:
         request_id: str,
         message: str | None,
         fault: Fault | None = None,
+        *,
+        param: str | None = None,
+        code: str | None = None,
     ) -> None:
         headers = self._id_headers(api, request_id)
         if status in _HTML_STATUSES:
@@ -1037,7 +1160,7 @@ class FakeServer:
             if api == "anthropic":
                 body = _dumps(_anthropic_error(status, request_id, message)).encode()
             else:
-                body = _dumps({"error": _openai_error(status, message)}).encode()
+                body = _dumps({"error": _openai_error(status, message, param, code)}).encode()
             headers["content-type"] = "application/json"
         params = fault.params if fault else {}
         if "retry-after-ms" in params:
@@ -1077,8 +1200,10 @@ class FakeServer:
         headers = self._id_headers(plan.api, plan.request_id) | {
             "content-type": "text/event-stream; charset=utf-8",
             "cache-control": "no-cache",
-        }
+        } | self.response_headers
         exchange.send_head(200, headers, length=None)
+        if plan.thinking is not None:
+            record.first_thinking_at = time.perf_counter()
         for event in fmt.stream_head():
             exchange.send(event)
         if self.early_role_chunk:
@@ -1156,7 +1281,7 @@ class FakeServer:
         body = fmt.body()
         if kind in ("malformed-json", "malformed-sse"):
             body = body[: len(body) // 2] + b"<<not json"
-        headers = self._id_headers(plan.api, plan.request_id) | {"content-type": "application/json"}
+        headers = self._id_headers(plan.api, plan.request_id) | {"content-type": "application/json"} | self.response_headers
         if kind == "cut":
             exchange.send_head(200, headers, length=len(body))
             exchange.send(body[: len(body) // 2])

@@ -1,7 +1,8 @@
-"""All 164 HumanEval problems: canonical solutions through the reference provider pass the code scorer.
+"""All 164 HumanEval problems: canonical solutions through the reference provider pass the code scorer,
+under each sandbox isolation.
 
-Not marked slow: the code scorer runs in threads, so 164 sandboxed runs take ~7 s on 2 busy cores
-(~22 s at concurrency 1).
+Not marked slow: the code scorer runs in threads, so 164 sandboxed runs take ~8 s with bubblewrap and
+~12 s with the process-group isolation on 2 busy cores (load 6-7).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def humaneval_problems() -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_all_canonical_solutions_pass(write_suite, invoke, tmp_path):
+def test_all_canonical_solutions_pass(isolation_mode, write_suite, invoke, tmp_path):
     problems = humaneval_problems()
     assert len(problems) == 164
     suite = write_suite(SUITE, {"humaneval.jsonl": problems})
@@ -48,3 +49,4 @@ def test_all_canonical_solutions_pass(write_suite, invoke, tmp_path):
     assert len(records) == 164
     failed = {r["case_id"]: r["error"] or r["scores"]["code"]["explanation"] for r in records if not r["passed"]}
     assert failed == {}
+    assert all(f"[isolation: {isolation_mode}]" in r["scores"]["code"]["explanation"] for r in records)

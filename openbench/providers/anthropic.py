@@ -10,88 +10,118 @@ from __future__ import annotations
 from typing import Any
 
 from openbench.providers.base import AttemptError
-from openbench.providers.sse import SENDING, SDKProvider, classify, events, sdk_kwargs
+from openbench.providers.sampling import Rule
+from openbench.providers.sse import SDKProvider, events, throttle_from
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
 
 class AnthropicProvider(SDKProvider):
     sdk_name, key_env, base_url_env = "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"
+    default_endpoint, vendor = "https://api.anthropic.com", "anthropic"
+    options = SDKProvider.options | {"sampling", "thinking", "prompt_cache"}
+
+    def __init__(self, spec: Any, suite_dir: Any):
+        super().__init__(spec, suite_dir)
+        if spec.thinking is not None:
+            # With extended thinking, Anthropic accepts only the default temperature (1).
+            self.policy.rules.append(Rule("temperature", only=1.0))
 
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         return sdk.AsyncAnthropic(**kwargs)
 
-    def _stream_method(self) -> Any:
-        return self.client.messages.with_streaming_response.create
+    api_path = "/v1/messages"
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        s = request.sampling
+    def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
+        model = self.policy.model  # the model's id, as the notes name it
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        max_tokens = request.sampling.max_tokens
         body: dict[str, Any] = {
             "model": self.spec.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
-            "max_tokens": s.max_tokens,
-            "temperature": min(s.temperature, 1.0),  # Anthropic's range is [0, 1]
+            "max_tokens": max_tokens,
             "stream": True,
         }
+        temperature = params["temperature"]
+        if temperature is not None:
+            if temperature > 1.0:
+                self.policy.note(f"{model}: temperature {temperature:g} is above Anthropic's range [0, 1]; 1 was sent")
+            body["temperature"] = min(temperature, 1.0)
         if system:
-            body["system"] = system
-        if s.top_p is not None:
-            body["top_p"] = s.top_p
-        if s.stop:
-            body["stop_sequences"] = list(s.stop)
+            # prompt_cache marks the system prompt as a cacheable prefix.
+            cache = {"cache_control": {"type": "ephemeral"}} if self.spec.prompt_cache else {}
+            body["system"] = [{"type": "text", "text": system, **cache}] if cache else system
+        if params["top_p"] is not None:
+            body["top_p"] = params["top_p"]
+        if params["stop"]:
+            body["stop_sequences"] = params["stop"]
+        thinking = self.spec.thinking
+        if thinking is not None:
+            body["thinking"] = {"type": thinking.type, "budget_tokens": thinking.budget_tokens}
+            body["max_tokens"] = self.max_output_tokens(request)
+            if body["max_tokens"] != max_tokens:
+                self.policy.note(
+                    f"{model}: max_tokens {max_tokens} raised to {body['max_tokens']} (thinking budget {thinking.budget_tokens} + {max_tokens} for the answer)"
+                )
         body.update(self.spec.params)
         return body
 
-    async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
-        import anthropic
+    def max_output_tokens(self, request: ChatRequest) -> int:
+        max_tokens, thinking = request.sampling.max_tokens, self.spec.thinking
+        # Anthropic needs max_tokens above the thinking budget; the suite's max_tokens is then kept for the answer.
+        return thinking.budget_tokens + max_tokens if thinking is not None and max_tokens <= thinking.budget_tokens else max_tokens
 
+    async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
+        return await self._exchange(request, clock, lambda response: self._read(response, clock))
+
+    async def _read(self, response: Any, clock: AttemptClock) -> Completion:
         parts: list[str] = []
         start_usage: dict[str, Any] = {}
         output_tokens = None
         thinking_tokens = 0
         stop_reason = None
         finished = False
-        clock.restart()  # restarted again by the transport when the request is really sent
-        sending = SENDING.set(clock)
-        try:
-            async with self._create(**sdk_kwargs(self._named, self._body(request))) as response:
-                async for event in events(response.iter_lines()):
-                    kind = event.get("type") if isinstance(event, dict) else None
-                    if kind == "content_block_delta":
-                        delta = event.get("delta") or {}
-                        if delta.get("type") == "text_delta" and delta.get("text"):
-                            clock.chunk()
-                            parts.append(delta["text"])
-                    elif kind == "message_start":
-                        start_usage = (event.get("message") or {}).get("usage") or {}
-                        output_tokens = start_usage.get("output_tokens")
-                    elif kind == "message_delta":
-                        usage = event.get("usage") or {}
-                        output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
-                        # Input and cache counts here, when sent, are cumulative too and win over message_start's.
-                        start_usage = {**start_usage, **{k: v for k, v in usage.items() if k in _INPUT_FIELDS and v is not None}}
-                        details = usage.get("output_tokens_details") or {}
-                        thinking_tokens = details.get("thinking_tokens", thinking_tokens)
-                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
-                    elif kind == "message_stop":
-                        finished = True
-                    elif kind == "error":
-                        error = event.get("error") or {}
-                        retryable = error.get("type") in ("overloaded_error", "api_error", "rate_limit_error")
-                        raise AttemptError("server", f"error in stream: {error.get('type')}: {error.get('message')}", retryable=retryable)
-        except Exception as exc:  # noqa: BLE001 - classified below
-            raise classify(exc, anthropic, self._key) from None
-        finally:
-            SENDING.reset(sending)
+        async for event in events(response.lines):
+            kind = event.get("type") if isinstance(event, dict) else None
+            if kind == "content_block_delta":
+                delta = event.get("delta") or {}
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    clock.chunk()
+                    parts.append(delta["text"])
+                elif delta.get("type") == "thinking_delta":
+                    clock.thought()
+            elif kind == "content_block_start" and ((event.get("content_block") or {}).get("type") in _THINKING_BLOCKS):
+                clock.thought()
+            elif kind == "message_start":
+                start_usage = (event.get("message") or {}).get("usage") or {}
+                output_tokens = start_usage.get("output_tokens")
+            elif kind == "message_delta":
+                usage = event.get("usage") or {}
+                output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
+                # Input and cache counts here, when sent, are cumulative too and win over message_start's.
+                start_usage = {**start_usage, **{k: v for k, v in usage.items() if k in _INPUT_FIELDS and v is not None}}
+                details = usage.get("output_tokens_details") or {}
+                thinking_tokens = details.get("thinking_tokens", thinking_tokens)
+                stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+            elif kind == "message_stop":
+                finished = True
+            elif kind == "error":
+                error = event.get("error") or {}
+                retryable = error.get("type") in ("overloaded_error", "api_error", "rate_limit_error")
+                raise AttemptError("server", f"error in stream: {error.get('type')}: {error.get('message')}", retryable=retryable)
         timing = clock.finish()
         if not finished:
             raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)
         return Completion(
-            text="".join(parts), usage=_usage(start_usage, output_tokens, thinking_tokens), timing=timing, finish_reason=stop_reason
+            text="".join(parts),
+            usage=_usage(start_usage, output_tokens, thinking_tokens),
+            timing=timing,
+            finish_reason=stop_reason,
+            throttle_s=throttle_from(response.headers),
         )
 
 
+_THINKING_BLOCKS = ("thinking", "redacted_thinking")
 _INPUT_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 

@@ -136,6 +136,19 @@ class Provider:
         """
         return None, "approximation"
 
+    def max_output_tokens(self, request: ChatRequest) -> int:
+        """The most output tokens ``request`` can be billed for (budgets, rate limits and estimates use it)."""
+        return request.sampling.max_tokens
+
+    def endpoint(self) -> str | None:
+        """Where requests go (scheme://host:port/path; never credentials or query strings); None for local models."""
+        return None
+
+    @property
+    def adjustments(self) -> list[str]:
+        """What this provider changed in what the suite asked for, one sentence each."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         """Facts about the running model for the manifest (device, dtype, resolved path...)."""
         return {}

@@ -21,6 +21,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
+from openbench.providers.tokens import fast_counter, save_tokenizer, tokenizer_folder
 from openbench.records import ChatRequest, Completion, Sampling, Usage
 from openbench.timing import AttemptClock
 
@@ -161,6 +162,8 @@ class HFProvider(Provider):
 
             path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
             self._tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf) if gguf else AutoTokenizer.from_pretrained(path)
+            if gguf:
+                save_tokenizer(self._tokenizer, tokenizer_folder(Path(path) / gguf))
         return self._tokenizer
 
     def _load(self) -> None:
@@ -228,12 +231,18 @@ class HFProvider(Provider):
         return len(tok(self._prompt_text(request), add_special_tokens=False).input_ids)
 
     def token_counter(self) -> tuple[Any, str]:
+        """The model's own tokenizer and chat template, read from its saved files without loading the model."""
         try:
             self.check()
-            self.tokenizer()
+            path, gguf = resolve_model_path(self.spec.model, self.spec.gguf_file, self.suite_dir)
+            folder = tokenizer_folder(Path(path) / gguf) if gguf else Path(path)
+            counter = fast_counter(folder)
+            if counter is None:  # a GGUF file read for the first time, or a hub id: the slow way, once
+                self.tokenizer()
+                counter = fast_counter(folder) or self.count_tokens
         except Exception as exc:  # noqa: BLE001 - no tokenizer: the caller approximates, and says why
             return None, f"approximation (tokenizer unavailable: {type(exc).__name__})"
-        return self.count_tokens, "model tokenizer"
+        return counter, "model tokenizer"
 
     def loading_message(self) -> str | None:
         return f"loading {self.spec.model} on {self.spec.device} ..."
@@ -485,6 +494,7 @@ def _dequantised_copy(folder: str, gguf_file: str, dtype: Any) -> str:
     if (target / "config.json").exists():
         return str(target)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    save_tokenizer(tokenizer, tokenizer_folder(source))
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=dtype)
     config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
     if hasattr(config, "quantization_config"):

@@ -14,13 +14,15 @@ from typing import Any
 
 from openbench.errors import OpenbenchError
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import DONE, SENDING, SDKProvider, classify, events, sdk_kwargs
+from openbench.providers.sse import DONE, SDKProvider, events, throttle_from
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
 
 class OpenAIProvider(SDKProvider):
     sdk_name, key_env, base_url_env = "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL"
+    default_endpoint, vendor = "https://api.openai.com/v1", "openai"
+    options = SDKProvider.options | {"sampling", "reasoning_effort"}
 
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         return sdk.AsyncOpenAI(**kwargs)
@@ -32,65 +34,55 @@ class OpenAIProvider(SDKProvider):
         # Chat formatting adds about 3 tokens per message and 3 to prime the reply.
         return (lambda r: sum(len(enc.encode(m.content)) + 3 for m in r.messages) + 3), "tiktoken"
 
-    def _stream_method(self) -> Any:
-        return self.client.chat.completions.with_streaming_response.create
+    api_path = "/chat/completions"
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        s = request.sampling
+    def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.spec.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
-            "temperature": s.temperature,
-            self._max_tokens_field: s.max_tokens,
+            self._max_tokens_field: request.sampling.max_tokens,
         }
-        if s.seed is not None:
-            body["seed"] = s.seed
-        if s.top_p is not None:
-            body["top_p"] = s.top_p
-        if s.stop:
-            body["stop"] = list(s.stop)
+        body.update((name, value) for name, value in params.items() if value is not None)
+        if self.spec.reasoning_effort is not None:
+            body["reasoning_effort"] = self.spec.reasoning_effort
         body.update(self.spec.params)
         return body
 
     _max_tokens_field = "max_completion_tokens"
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
-        import openai
+        return await self._exchange(request, clock, lambda response: self._read(response, clock))
 
-        body = self._body(request)
+    async def _read(self, response: Any, clock: AttemptClock) -> Completion:
         parts: list[str] = []
         usage = None
         finish = None
         done = False
-        clock.restart()  # restarted again by the transport when the request is really sent
-        sending = SENDING.set(clock)
-        try:
-            async with self._create(**sdk_kwargs(self._named, body)) as response:
-                async for event in events(response.iter_lines()):
-                    if event is DONE:
-                        done = True
-                        break
-                    if "error" in event and not event.get("choices"):
-                        raise AttemptError("server", f"error in stream: {event['error']}", retryable=True)
-                    for choice in event.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            clock.chunk()
-                            parts.append(text)
-                        finish = choice.get("finish_reason") or finish
-                    if event.get("usage"):
-                        usage = event["usage"]
-        except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes unclassified
-            raise classify(exc, openai, self._key) from None
-        finally:
-            SENDING.reset(sending)
+        async for event in events(response.lines):
+            if event is DONE:
+                done = True
+                break
+            if "error" in event and not event.get("choices"):
+                raise AttemptError("server", f"error in stream: {event['error']}", retryable=True)
+            for choice in event.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                if text:
+                    clock.chunk()
+                    parts.append(text)
+                elif delta.get("reasoning_content") or delta.get("reasoning"):
+                    clock.thought()  # servers that stream the reasoning (vLLM, SGLang) show when it began
+                finish = choice.get("finish_reason") or finish
+            if event.get("usage"):
+                usage = event["usage"]
         timing = clock.finish()
         if not done and finish is None and usage is None:
             raise AttemptError("stream_cut", "the stream ended before a finish reason, usage or [DONE]", retryable=True)
-        return Completion(text="".join(parts), usage=_usage(usage), timing=timing, finish_reason=finish)
+        return Completion(
+            text="".join(parts), usage=_usage(usage), timing=timing, finish_reason=finish, throttle_s=throttle_from(response.headers)
+        )
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -101,7 +93,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """
 
     key_env = None  # a key is optional here
-    options = frozenset({"base_url", "api_key_env", "launch"})
+    options = frozenset({"base_url", "api_key_env", "sampling", "reasoning_effort", "launch"})
+    default_endpoint, vendor = None, None  # no vendor default: the endpoint is the point
     _max_tokens_field = "max_tokens"  # what every compatible server understands
 
     def __init__(self, spec: Any, suite_dir: Any):
@@ -202,8 +195,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
         root = re.sub(r"/v1/?$", "", self._base_url() or "")
         return UsageCounter(root, self._request_model(), methods, local_tokenizer(served))
 
-    def _body(self, request: ChatRequest) -> dict[str, Any]:
-        body = super()._body(request)
+    def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
+        body = super()._body(request, params)
         if self.spec.launch is not None:
             body["model"] = self._request_model()
         return body

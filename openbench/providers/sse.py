@@ -10,17 +10,20 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import inspect
 import json
 import os
+import re
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from openbench.errors import MissingDependency, MissingKey
 from openbench.providers.base import AttemptError, Provider, parse_retry_after, status_error
+from openbench.providers.sampling import PARAMS, SamplingPolicy, known_rules
+from openbench.providers.transport import LeanStream, SeenRequest, StreamedResponse, sdk_status_error
 from openbench.timing import AttemptClock
 
 DONE = object()
+T = TypeVar("T")
 
 
 async def events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
@@ -40,24 +43,6 @@ async def events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
             raise AttemptError("malformed", f"malformed stream event (not JSON: {exc.msg}): {payload[:80]!r}", retryable=True) from None
 
 
-def named_parameters(create: Callable[..., Any]) -> frozenset[str]:
-    """The keyword arguments an SDK method names (computed once per client, not per request)."""
-    return frozenset(inspect.signature(create).parameters) - {"extra_body"}
-
-
-def sdk_kwargs(named: frozenset[str], body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` as keyword arguments of an SDK method; fields it does not name travel in ``extra_body``.
-
-    SDK releases drop parameters the API still accepts (anthropic 2.x has no
-    ``temperature``), and suites pass vendor extensions through ``params``.
-    """
-    kwargs = {k: v for k, v in body.items() if k in named}
-    extra = {k: v for k, v in body.items() if k not in named}
-    if extra:
-        kwargs["extra_body"] = extra
-    return kwargs
-
-
 # The clock of the attempt running in the current task; the transport's request hook restarts
 # it at the moment the request goes out, after the SDK has built it.
 SENDING: ContextVar[AttemptClock | None] = ContextVar("openbench_sending", default=None)
@@ -69,7 +54,7 @@ async def _mark_sent(request: Any) -> None:
         clock.restart()
 
 
-def http_client(sdk: Any, timeout_s: float) -> Any:
+def http_client(sdk: Any, timeout_s: float, *hooks: Any) -> Any:
     """An SDK HTTP client whose clock starts when the request is sent, on aiohttp where installed.
 
     Under many concurrent streams the SDKs' default transport (httpx2) spends enough CPU on
@@ -77,7 +62,7 @@ def http_client(sdk: Any, timeout_s: float) -> Any:
     +170 ms of TTFT at 64 streams on one core); the SDKs' own aiohttp transport keeps the
     client's share small (see tests/benchmarks/api_concurrency.py).
     """
-    hooks = {"request": [_mark_sent]}
+    hooks = {"request": [_mark_sent, *hooks]}
     try:
         import aiohttp  # noqa: F401
 
@@ -118,26 +103,142 @@ def classify(exc: BaseException, sdk: Any, secret: str | None = None) -> Attempt
     return AttemptError("client", message)
 
 
+def throttle_from(headers: Any) -> float | None:
+    """Seconds the vendor's rate-limit headers ask to wait before the next request: until the
+    reset of a limit whose remaining count is 0 (OpenAI's ``x-ratelimit-*``, Anthropic's
+    ``anthropic-ratelimit-*``); None while every limit has room."""
+    if headers is None:
+        return None
+    waits = []
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        for remaining, reset in (
+            (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"),
+            (f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
+        ):
+            left = headers.get(remaining)
+            if left is None or not left.strip().isdigit() or int(left) > 0:
+                continue
+            seconds = _reset_seconds(headers.get(reset) or "")
+            if seconds is not None:
+                waits.append(seconds)
+    return max(waits) if waits else None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _reset_seconds(value: str) -> float | None:
+    """``6m0s``, ``1.5s``, ``20ms`` (OpenAI) or an RFC 3339 time (Anthropic) as seconds from now."""
+    value = value.strip()
+    if not value:
+        return None
+    if _DURATION.fullmatch(value):
+        return sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION_PART.findall(value))
+    from datetime import datetime, timezone
+
+    try:
+        return max(0.0, (datetime.fromisoformat(value.replace("Z", "+00:00")) - datetime.now(timezone.utc)).total_seconds())
+    except ValueError:
+        return None
+
+
+def _error_param(exc: Any) -> str | None:
+    """The parameter a vendor's error names, where its body has a field for it (OpenAI's ``param``)."""
+    param = getattr(exc, "param", None)
+    if param is None and isinstance(getattr(exc, "body", None), dict):
+        body = exc.body.get("error", exc.body)
+        param = body.get("param") if isinstance(body, dict) else None
+    return param if isinstance(param, str) else None
+
+
 def redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "***")
     return text
 
 
+def public_endpoint(url: str) -> str:
+    """Scheme, host, port and path of an endpoint: never credentials, query strings or fragments."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
 class SDKProvider(Provider):
-    """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up."""
+    """What the OpenAI and Anthropic providers share: key and endpoint lookup, the SDK client, warm-up,
+    and sending a request with the sampling the model accepts."""
 
     sdk_name = ""  # the SDK's module
+    api_path = ""  # the streaming endpoint, under the client's base URL
+    #: Send streamed requests on the lean session (False: through the SDK's client, e.g. to compare them).
+    lean_transport = True
     options = frozenset({"base_url", "api_key_env", "batch_api"})
     key_env = ""  # default key variable
     base_url_env = ""  # default endpoint variable
+    default_endpoint: str | None = None  # the vendor's own; None where there is none
+    vendor: str | None = None  # whose built-in sampling rules apply
 
     def __init__(self, spec: Any, suite_dir: Any):
         super().__init__(spec, suite_dir)
         self.client: Any = None
         self._key: str | None = None
-        self._create: Any = None
-        self._named: frozenset[str] = frozenset()
+        self._raw_response: Any = None
+        self._lean: LeanStream | None = None
+        override = spec.sampling.given() if spec.sampling is not None else None
+        self.policy = SamplingPolicy(spec.id, known_rules(self.vendor, spec.model), override)
+
+    @property
+    def adjustments(self) -> list[str]:
+        """What openbench changed in what the suite asked for, one sentence each."""
+        return list(self.policy.adjustments)
+
+    def endpoint(self) -> str | None:
+        url = str(self.client.base_url) if self.client is not None else (self._base_url() or self.default_endpoint or "")
+        return public_endpoint(url)
+
+    def describe(self) -> dict[str, Any]:
+        # endpoint_default: None where the vendor has no default endpoint (an OpenAI-compatible server).
+        default = None if self.default_endpoint is None else self.endpoint() == public_endpoint(self.default_endpoint)
+        return {"endpoint_default": default, "adjustments": self.adjustments}
+
+    def _body(self, request: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """The request body for ``request`` with the sampling ``params`` (None: not sent)."""
+        raise NotImplementedError
+
+    async def _exchange(self, request: Any, clock: AttemptClock, read: Callable[[Any], Awaitable[T]]) -> T:
+        """Send ``request`` and ``read`` its streamed response.
+
+        A 400 that names a sampling parameter teaches this model's policy a rule, and the request
+        goes again without that parameter, inside this attempt: it never counts as a retry of the item.
+        """
+        sdk = importlib.import_module(self.sdk_name)
+        for _ in range(len(PARAMS) + 1):
+            held = await self.policy.admit()  # first, so that the body has every rule learned while waiting
+            params = self.policy.params(request.sampling)
+            body = self._body(request, params)
+            clock.restart()  # restarted again by the transport when the request is really sent
+            sending = SENDING.set(clock)
+            try:
+                async with self._stream(body, clock) as response:
+                    self.policy.release(held, accepted=True)
+                    held = False
+                    return await read(response)
+            except sdk.BadRequestError as exc:
+                if not self.policy.learn(str(getattr(exc, "message", exc)), _error_param(exc), params):
+                    raise classify(exc, sdk, self._key) from None
+            except Exception as exc:  # noqa: BLE001 - classified; nothing escapes unclassified
+                raise classify(exc, sdk, self._key) from None
+            finally:
+                SENDING.reset(sending)
+                self.policy.release(held)
+        raise AttemptError("bad_request", "the vendor kept refusing the sampling parameters")
 
     def billing(self) -> str:
         return "per-token"
@@ -155,17 +256,35 @@ class SDKProvider(Provider):
             raise MissingKey(self.spec.api_key_env or self.key_env)
 
     def cache_identity(self) -> dict[str, Any]:
-        return {"provider": self.spec.provider, "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
+        identity = {"provider": self.spec.provider, "model": self.spec.model, "base_url": self._base_url(), "params": self.spec.params}
+        # Settings that change the answer; only when set, so that earlier cache entries stay valid.
+        options = {
+            "sampling": self.policy.override or None,
+            "reasoning_effort": self.spec.reasoning_effort,
+            "thinking": self.spec.thinking.model_dump() if self.spec.thinking else None,
+        }
+        return identity | {k: v for k, v in options.items() if v is not None}
 
     def _client(self, sdk: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
-    def _stream_method(self) -> Callable[..., Any]:
-        raise NotImplementedError
+    @contextlib.asynccontextmanager
+    async def _stream(self, body: dict[str, Any], clock: AttemptClock) -> AsyncIterator[StreamedResponse]:
+        """The streamed response to ``body`` (see ``providers/transport.py`` for what goes through the SDK)."""
+        if self._lean is not None:
+            async with self._lean.stream(body, clock) as response:
+                yield response
+            return
+        raw = await self.client.post(self.api_path, cast_to=self._raw_response, body=body, stream=True)
+        try:
+            yield StreamedResponse(raw.aiter_lines(), raw.headers)
+        finally:
+            await raw.aclose()
 
     async def start(self) -> None:
         sdk = importlib.import_module(self.sdk_name)
         self._key = self._api_key() or "EMPTY"
+        seen = SeenRequest()
         # The runner owns retries (timed per attempt), so the SDK's own are off.
         self.client = self._client(
             sdk,
@@ -173,13 +292,18 @@ class SDKProvider(Provider):
             base_url=self._base_url(),
             max_retries=0,
             timeout=self.spec.timeout_s,
-            http_client=http_client(sdk, self.spec.timeout_s),
+            http_client=http_client(sdk, self.spec.timeout_s, seen),
         )
-        self._create = self._stream_method()
-        self._named = named_parameters(self._create)
+        self._raw_response = sdk._base_client.httpx2.Response
         await warm_up(self.client.models, self.spec.timeout_s)
+        if seen.headers is not None and self.lean_transport:
+            url = str(self.client.base_url).rstrip("/") + self.api_path
+            self._lean = LeanStream(url, seen.headers, self.spec.timeout_s, sdk_status_error(self.client, sdk._base_client.httpx2))
 
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
+            self._lean = None
         if self.client is not None:
             await self.client.close()
             self.client = None

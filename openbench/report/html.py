@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from openbench.manifest import RunManifest
 from openbench.records import ItemResult
+from openbench.report.notes import model_notes
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.summary import ALL_TASKS, SummaryRow
 
@@ -31,6 +32,7 @@ FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", Arial, 
 
 def render_html(rows: list[SummaryRow], records: Iterable[ItemResult], manifest: RunManifest) -> str:
     """The whole report as one HTML string. ``records`` is read once, keeping only latencies."""
+    notes = model_notes(manifest, rows)
     manifest = _manifest_view(manifest)
     from plotly.offline import get_plotlyjs
 
@@ -43,6 +45,8 @@ def render_html(rows: list[SummaryRow], records: Iterable[ItemResult], manifest:
 
     charts: dict[str, Any] = {}
     sections = [_summary_section(overall, ran, manifest), _table_section(overall, manifest, colours)]
+    if notes:
+        sections.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></section>")
     if ran:
         scatter, scatter_caption = _scatter(ran, colours)
         sections.append(_chart_section("Quality against cost", "chart-scatter", scatter_caption, scatter is not None))

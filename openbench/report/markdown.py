@@ -24,6 +24,11 @@ def summary_table(rows: list[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
+def notes_markdown(notes: list[str]) -> str:
+    """Footnotes under a table (see report/notes.py); empty when there are none."""
+    return "".join(f"\n> {_escape(n)}" for n in notes)
+
+
 def gate_markdown(decision: Any, comparison: Any, max_flips: int = 10) -> str:
     icon = "✅" if decision.passed else "❌"
     out = [f"### {icon} {decision.verdict}", ""]

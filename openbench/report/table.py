@@ -74,7 +74,9 @@ COLUMNS: list[tuple[str, Any]] = [
 ]
 
 
-def render_table(rows: list[SummaryRow], stream: TextIO | None = None, title: str | None = None, monthly: bool = False) -> None:
+def render_table(
+    rows: list[SummaryRow], stream: TextIO | None = None, title: str | None = None, monthly: bool = False, notes: list[str] = ()
+) -> None:
     from rich.table import Table
 
     console = console_for(stream)
@@ -89,15 +91,16 @@ def render_table(rows: list[SummaryRow], stream: TextIO | None = None, title: st
         last_task = row.task
         table.add_row(*(fn(row) for _, fn in columns))
     console.print(table)
-    notes = []
+    footnotes = []
     if any(r.cost_basis == "dedicated" for r in rows):
-        notes.append(
+        footnotes.append(
             "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "
             "`openbench cost RUN` adds the usage-based bound and break-even volumes."
         )
     if any(r.tokens_counted for r in rows):
         notes.append(f"  {COUNTED_MARK} tokens counted by openbench (the server sent no usage): its tokenize endpoint or the model's tokenizer.")
     if any(r.cached for r in rows if r.task == ALL_TASKS):
-        notes.append("  cached rows are replays: they count for quality and cost, not for latency.")
-    for note in notes:
+        footnotes.append("  cached rows are replays: they count for quality and cost, not for latency.")
+    footnotes += [f"  note: {n}" for n in notes]
+    for note in footnotes:
         console.print(note, markup=False)

@@ -8,6 +8,7 @@ over the case's fields.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -59,7 +60,7 @@ class BoundScorer:
         walk(self.params)
         return found
 
-    @property
+    @functools.cached_property
     def needs_context(self) -> bool:
         """Scorers that call models (judges) take a ``ctx`` and are coroutines."""
         return CONTEXT_PARAM in inspect.signature(self.fn).parameters

@@ -63,7 +63,10 @@ def code(
     memory_mb: int = 512,
     assemble: str = "humaneval",
 ) -> ScoreResult:
-    """Passes when the program (model code + tests) exits cleanly in the sandbox within the limits.
+    """Passes when the program (model code + tests) runs to its end in the sandbox within the limits.
+
+    Running to the end is reported by the sandbox's harness, not inferred from the exit status, so
+    an early ``sys.exit(0)`` fails. The explanation names the isolation used (``[isolation: …]``).
 
     ``assemble: humaneval`` runs prompt + completion (or the model's whole function),
     the ``test`` code and ``check(entry_point)``; ``assemble: script`` runs the code
@@ -74,12 +77,12 @@ def code(
         raise ValueError(f"assemble must be one of {', '.join(ASSEMBLIES)}, got {assemble!r}")
     program = assemble_program(output, test=test, entry_point=entry_point, prompt=prompt, assemble=assemble)
     result = run_python(program, timeout_s=float(timeout_s), memory_mb=int(memory_mb))
+    where = f"[isolation: {result.isolation}]"
     if result.ok:
-        return ScoreResult(1.0, True, f"tests passed in {result.duration_s:.2f}s")
+        return ScoreResult(1.0, True, f"tests passed in {result.duration_s:.2f}s {where}")
     if result.timed_out:
-        return ScoreResult(0.0, False, f"timed out after {float(timeout_s):g}s")
-    reason = result.last_error_line() or f"exit status {result.returncode}"
-    return ScoreResult(0.0, False, reason[:300])
+        return ScoreResult(0.0, False, f"timed out after {float(timeout_s):g}s {where}")
+    return ScoreResult(0.0, False, f"{result.failure()[:300]} {where}")
 
 
 def _validate(params: dict[str, Any], suite: Any) -> str | None:
@@ -89,4 +92,5 @@ def _validate(params: dict[str, Any], suite: Any) -> str | None:
 
 
 code.blocking = True  # type: ignore[attr-defined]  # runs a subprocess: off the event loop
+code.sandboxed = True  # type: ignore[attr-defined]  # runs model-written code: the manifest names the isolation
 code.validate_params = _validate  # type: ignore[attr-defined]

@@ -6,14 +6,20 @@ received each request and when it wrote the first content. N streamed requests g
   * raw          tests/benchmarks/rawclient.py (aiohttp, hand-parsed SSE): the reference floor;
   * compatible   openbench's real path: a suite with an ``openai-compatible`` model, run by the Runner;
   * openai       the same with the ``openai`` provider;
-  * anthropic    the same with the ``anthropic`` provider (Messages API).
+  * anthropic    the same with the ``anthropic`` provider (Messages API);
+  * cli-openai, cli-anthropic, cli-compatible: a whole ``openbench run SUITE`` process per measurement.
 
-For each concurrency it prints wall time against the ideal (N/C × per-request time), requests/s,
-and each request's client TTFT (and E2E) minus the server's truth, matched by a request id that
-the prompt carries. Both processes read CLOCK_MONOTONIC (perf_counter on Linux).
+For each concurrency it prints the request phase as the server saw it (first request received to
+last byte sent) against the ideal (N/C × per-request time) and against the raw client in the same
+round, each request's client TTFT (and E2E) minus the server's truth, matched by a request id that
+the prompt carries, the client's CPU per request, and for ``cli-*`` the whole process's wall time
+and the part of it outside the request phase (start-up, warm-up, summary, teardown). Both
+processes read CLOCK_MONOTONIC (perf_counter on Linux). Each configuration runs ``--repeat`` times,
+interleaved (one round runs every client once), and the medians are printed, with the machine's
+load before and after.
 
-    python tests/benchmarks/api_concurrency.py                         # ~2 minutes
-    python tests/benchmarks/api_concurrency.py --n 200 --concurrency 64 --clients raw,compatible
+    python tests/benchmarks/api_concurrency.py                         # ~4 minutes
+    python tests/benchmarks/api_concurrency.py --n 200 --concurrency 64 --clients raw,compatible --repeat 1
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]  # fakeserver (tests/), rawclient (tests/benchmarks/)
 
 PROMPT = "[{{ id }}] Say hello."
-CLIENTS = ("raw", "compatible", "openai", "anthropic")
+CLIENTS = ("raw", "compatible", "openai", "anthropic", "cli-compatible", "cli-openai", "cli-anthropic")
+PROVIDERS = {"compatible": "openai-compatible", "openai": "openai", "anthropic": "anthropic"}
 
 
 def request_id(text: str) -> str:
@@ -103,7 +110,8 @@ class Measured:
     wall_s: float
     timings: dict[str, tuple[float | None, float | None]]  # request id -> (ttft_s, e2e_s)
     errors: int
-    cpu_s: float = 0.0  # this process's CPU time (the server runs in another)
+    cpu_s: float = 0.0  # the client's CPU time (the server runs in another process)
+    process_s: float | None = None  # a whole ``openbench run`` process, start to exit
 
 
 async def _raw(url: str, n: int, concurrency: int) -> Measured:
@@ -139,12 +147,7 @@ class _Silent:
     def note(self, message: str) -> None: ...
 
 
-def _openbench(url: str, provider: str, n: int, concurrency: int, workdir: Path) -> Measured:
-    """openbench's real path: suite file → load_suite → Runner (cache off) → records.jsonl."""
-    from openbench.runner import RunOptions, Runner
-    from openbench.store import RunStore
-    from openbench.suite import load_suite
-
+def _write_suite(url: str, provider: str, n: int, concurrency: int, workdir: Path) -> tuple[str, Path]:
     name = f"{provider}-c{concurrency}-n{n}"
     model: dict[str, Any] = {"id": name, "provider": provider, "model": "fake-model", "concurrency": concurrency,
                              "cache": False, "max_retries": 0, "timeout_s": 60}
@@ -164,12 +167,26 @@ def _openbench(url: str, provider: str, n: int, concurrency: int, workdir: Path)
     }
     suite_path = workdir / f"{name}.yaml"
     suite_path.write_text(json.dumps(suite_spec))
+    return name, suite_path
+
+
+def _openbench(url: str, provider: str, n: int, concurrency: int, workdir: Path) -> Measured:
+    """openbench's real path: suite file → load_suite → Runner (cache off) → records.jsonl."""
+    from openbench.runner import RunOptions, Runner
+    from openbench.store import RunStore
+    from openbench.suite import load_suite
+
+    name, suite_path = _write_suite(url, provider, n, concurrency, workdir)
     store = RunStore.create(workdir / "runs", name)
     runner = Runner(load_suite(suite_path), store, RunOptions(cache=False), _Silent())
     started = time.perf_counter()
     asyncio.run(runner.run())
     wall = time.perf_counter() - started
     store.close()
+    return _from_records(store, wall)
+
+
+def _from_records(store: Any, wall: float) -> Measured:
     timings, errors = {}, 0
     for record in store.iter_records():
         if record.error is not None:
@@ -179,14 +196,40 @@ def _openbench(url: str, provider: str, n: int, concurrency: int, workdir: Path)
     return Measured(wall, timings, errors)
 
 
+def _cli(url: str, provider: str, n: int, concurrency: int, workdir: Path) -> Measured:
+    """A whole ``openbench run SUITE --no-cache`` process, as a user starts it."""
+    import resource
+
+    from openbench.store import RunStore
+
+    name, suite_path = _write_suite(url, provider, n, concurrency, workdir)
+    out = workdir / "cli-runs" / name
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "openbench", "run", str(suite_path), "--no-cache", "--out", str(out)],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"openbench run failed ({done.returncode}): {done.stderr[-2000:]}")
+    (run_dir,) = out.iterdir()
+    measured = _from_records(RunStore.open(run_dir), wall)
+    measured.process_s = wall
+    measured.cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return measured
+
+
 def measure(client: str, server: ServerProcess, n: int, concurrency: int, workdir: Path) -> Measured:
     server.truth()  # forget earlier requests (the providers' warm-up included)
     cpu = time.process_time()
     if client == "raw":
         measured = asyncio.run(_raw(server.url, n, concurrency))
+    elif client.startswith("cli-"):
+        return _cli(server.url, PROVIDERS[client[4:]], n, concurrency, workdir)
     else:
-        provider = {"compatible": "openai-compatible", "openai": "openai", "anthropic": "anthropic"}[client]
-        measured = _openbench(server.url, provider, n, concurrency, workdir)
+        measured = _openbench(server.url, PROVIDERS[client], n, concurrency, workdir)
     measured.cpu_s = time.process_time() - cpu
     return measured
 
@@ -199,21 +242,53 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def row(client: str, c: int, n: int, m: Measured, truth: dict[str, list[float | None]], per_request_s: float) -> str:
+@dataclass
+class Figures:
+    """One measurement's figures, judged against the server's truth."""
+
+    phase_s: float  # the server's first request received to its last byte sent
+    ttft_p50: float
+    ttft_p95: float
+    e2e_p50: float
+    e2e_p95: float
+    cpu_ms: float
+    process_s: float | None
+    errors: int
+
+
+def figures(m: Measured, truth: dict[str, list[float | None]], n: int) -> Figures:
     ttft_err = [(m.timings[k][0] - t[0]) * 1e3 for k, t in truth.items() if k in m.timings and m.timings[k][0] is not None and t[0] is not None]
     e2e_err = [(m.timings[k][1] - t[1]) * 1e3 for k, t in truth.items() if k in m.timings and m.timings[k][1] is not None and t[1] is not None]
-    ideal = n / c * per_request_s
-    stats = (
-        f"{pct(ttft_err, 0.5):+7.1f} {pct(ttft_err, 0.95):+7.1f} {statistics.fmean(ttft_err):+7.1f}   "
-        f"{pct(e2e_err, 0.5):+7.1f} {pct(e2e_err, 0.95):+7.1f}"
-        if ttft_err else "      -       -       -         -       -"
+    received = [t[2] for t in truth.values() if t[2] is not None]
+    ended = [t[2] + t[1] for t in truth.values() if t[2] is not None and t[1] is not None]
+    nan = float("nan")
+    return Figures(
+        phase_s=max(ended) - min(received) if ended else nan,
+        ttft_p50=pct(ttft_err, 0.5) if ttft_err else nan,
+        ttft_p95=pct(ttft_err, 0.95) if ttft_err else nan,
+        e2e_p50=pct(e2e_err, 0.5) if e2e_err else nan,
+        e2e_p95=pct(e2e_err, 0.95) if e2e_err else nan,
+        cpu_ms=m.cpu_s / n * 1e3,
+        process_s=m.process_s,
+        errors=m.errors + n - len(ttft_err),
     )
-    return (f"{client:<11} {c:>4} {n:>5} {m.wall_s:7.2f} {ideal:7.2f} {m.wall_s / ideal:6.2f} {n / m.wall_s:7.1f}   "
-            f"{stats} {m.cpu_s / n * 1e3:8.2f} {m.errors + n - len(ttft_err):>6}")
 
 
-HEADER = ("client         C     N  wall s ideal s  ×ideal   req/s   TTFT err ms p50     p95    mean"
-          "   E2E err ms p50    p95  CPU ms/req  errors")
+def median_row(client: str, c: int, n: int, runs: list[Figures], raw_phase: float | None, ideal: float) -> str:
+    med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
+    phase = med([f.phase_s for f in runs])
+    process = [f.process_s for f in runs if f.process_s is not None]
+    outside = [f.process_s - f.phase_s for f in runs if f.process_s is not None]
+    vs_raw = f"{phase / raw_phase:6.2f}" if raw_phase else "     -"
+    cli = f"{med(process):8.2f} {med(outside):8.2f}" if process else "       -        -"
+    return (f"{client:<15} {c:>4} {n:>5} {phase:7.2f} {phase / ideal:6.2f} {vs_raw}   "
+            f"{med([f.ttft_p50 for f in runs]):+7.1f} {med([f.ttft_p95 for f in runs]):+7.1f}   "
+            f"{med([f.e2e_p50 for f in runs]):+7.1f} {med([f.e2e_p95 for f in runs]):+7.1f} "
+            f"{med([f.cpu_ms for f in runs]):8.2f} {cli} {max(f.errors for f in runs):>6}")
+
+
+HEADER = ("client            C     N phase s ×ideal   ×raw   TTFT err ms p50    p95   E2E err ms p50    p95"
+          "  CPU ms/req process s outside s errors")
 
 
 def main() -> None:
@@ -225,6 +300,7 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.1)
     parser.add_argument("--per-token", type=float, default=0.01)
     parser.add_argument("--tokens", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds per level; each round runs every client once (default 3)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -253,12 +329,19 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="openbench-bench-") as tmp:
             for c in levels:
                 n = args.n if c > 1 else min(args.n, args.serial_n)
+                ideal = n / c * per_request_s
+                runs: dict[str, list[Figures]] = {client: [] for client in clients}
+                for _ in range(args.repeat):  # interleaved: a busy spell hits every client alike
+                    for client in clients:
+                        m = measure(client, server, n, c, Path(tmp))
+                        runs[client].append(figures(m, server.truth(), n))
+                raw_phase = statistics.median(f.phase_s for f in runs["raw"]) if "raw" in runs else None
                 for client in clients:
-                    m = measure(client, server, n, c, Path(tmp))
-                    print(row(client, c, n, m, server.truth(), per_request_s), flush=True)
+                    print(median_row(client, c, n, runs[client], raw_phase, ideal), flush=True)
                 print()
     finally:
         server.close()
+    print(f"medians of {args.repeat} interleaved rounds; load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
