@@ -310,7 +310,8 @@ class EngineProcess:
                     proc.wait(POLL_S)
                 except subprocess.TimeoutExpired:
                     pass
-            _signal_group(group, signal.SIGKILL)
+            if proc.poll() is None or _group_alive(group):  # only a group that still exists (its id is not reused then)
+                _signal_group(group, signal.SIGKILL)
             proc.wait()
         if self._watchdog is not None:
             self._watchdog.kill()
