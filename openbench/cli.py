@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -200,6 +200,14 @@ def entrypoint() -> None:
         sys.exit(130)
 
 
+def _parity(base: Any, cand: Any) -> list[str]:
+    """Prompt-parity warnings for the two sides of a comparison (what one model saw and the other did not)."""
+    from openbench.parity import parity_warnings
+
+    entries = [side.store.read_manifest().model(side.model) for side in (base, cand)]
+    return parity_warnings([e for e in entries if e is not None]) if None not in entries else []
+
+
 def _sides(run_dir: Path, baseline: Optional[str], candidate: Optional[str], baseline_run: Optional[Path]):
     from openbench.compare import Side
     from openbench.errors import RunError
@@ -238,6 +246,8 @@ def compare(
     except OpenbenchError as exc:
         raise fail(exc) from None
     render_comparison(result, max_flips=flips)
+    for warning in _parity(base, cand):
+        typer.echo(f"warning: {warning}")
 
 
 @app.command()
@@ -301,6 +311,7 @@ def gate(
     except OpenbenchError as exc:
         raise fail(exc) from None
     decision = decide(comparison, rules)
+    decision.warnings.extend(_parity(base, cand))
     folder = cand.store.path
     outputs = {
         markdown or folder / "gate.md": gate_markdown(decision, comparison),
@@ -492,7 +503,10 @@ def report(
         text = f"## openbench: {title}\n\n"
         if not manifest.finished:
             text += f"> Run status: **{manifest.effective_status}**: the figures cover the items finished so far.\n\n"
-        text += summary_table(rows) + "\n" + notes_markdown(model_notes(manifest, rows)) + "\n"
+        text += summary_table(rows) + "\n"
+        from openbench.parity import parity_warnings
+
+        text += "".join(f"\n> ⚠️ {w}\n" for w in parity_warnings(manifest.models)) + notes_markdown(model_notes(manifest, rows)) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"
     else:

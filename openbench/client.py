@@ -88,6 +88,7 @@ class Answer:
     cached: bool
     wall_s: float
     cost_usd: float | None
+    prompt_sha256: str | None = None
 
 
 class BudgetSpent(Exception):
@@ -154,6 +155,7 @@ class ModelClient:
             return False
         self.entry.details = self.provider.describe()
         self.entry.engine = self.provider.engine_info()
+        self.entry.template = self.provider.template_facts()
         self.entry.endpoint = self.provider.endpoint()
         self.entry.in_flight = self.in_flight
         self._semaphore = asyncio.Semaphore(self.in_flight)
@@ -161,6 +163,7 @@ class ModelClient:
 
     async def close(self) -> None:
         self.entry.details = {**self.entry.details, **self.provider.describe()}  # with what the run learned (adjustments)
+        self.entry.template = self.provider.template_facts() or self.entry.template
         await self.provider.close()
 
     def set_in_flight(self, limit: int) -> None:
@@ -186,7 +189,7 @@ class ModelClient:
             key = cache_key({**identity, "case": case_fields} if self.provider.reads_case else identity, request)
             replay = self.cache.get(key)
             if replay is not None:
-                return Answer(replay, None, 0, True, 0.0, self.cost(replay.usage))
+                return Answer(replay, None, 0, True, 0.0, self.cost(replay.usage), self.provider.fingerprint(request))
         worst = self._worst_cost(request)
         if not await self.budget.reserve(worst):
             raise BudgetSpent()
@@ -206,7 +209,7 @@ class ModelClient:
         # current after every item so that an interrupted run still knows it.
         if self.first_start is not None:
             self.entry.busy_s = max(self.entry.busy_s, perf_counter() - self.first_start)
-        return Answer(completion, error, attempts, False, perf_counter() - wall_start, cost)
+        return Answer(completion, error, attempts, False, perf_counter() - wall_start, cost, self.provider.fingerprint(request))
 
     def cost(self, usage: Usage) -> float | None:
         return pricing.cost(usage, self.price, batch=self.spec.batch_api) if self.price else None

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from openbench.errors import RunError
+from openbench.parity import TemplateFacts
 from openbench.pricing.hardware import Hardware
 from openbench.pricing.rates import Price
 from openbench.suite import GateSpec
@@ -66,6 +67,7 @@ class ModelEntry(_Record):
     utilisation: float | None = None
     spent_usd: float = 0.0
     endpoint: str | None = Field(None, description="scheme://host/path the answers came from (no credentials).")
+    template: TemplateFacts | None = Field(None, description="What a local model's chat template did to the suite's messages.")
     details: dict[str, Any] = Field(default_factory=dict, description="Facts the provider reports (device, dtype...).")
     engine: EngineInfo | None = Field(None, description="The serving engine openbench launched for this model, if any.")
 

@@ -125,6 +125,7 @@ class ItemResult:
     started_at: str | None = None
     cluster: str | None = None
     judge: JudgeUsage | None = None
+    prompt_sha256: str | None = None  # what was sent: the rendered prompt (local models) or the messages (APIs)
 
     @property
     def key(self) -> tuple[str, str, str]:

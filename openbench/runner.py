@@ -226,6 +226,7 @@ class Runner:
             await asyncio.gather(*(worker() for _ in range(min(client.in_flight, len(todo)))))
         finally:
             await client.close()
+            self._keep_rendered_prompts(client)
         if aborted:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
@@ -236,6 +237,15 @@ class Runner:
                 entry.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
         self.reporter.model_finished(spec.id, entry.status, entry.reason)
         return entry
+
+    def _keep_rendered_prompts(self, client: ModelClient) -> None:
+        """The first prompts exactly as a local model saw them, in the run folder: ``prompts/<model>.txt``."""
+        samples = client.provider.rendered_samples()
+        if samples:
+            folder = self.store.path / "prompts"
+            folder.mkdir(exist_ok=True)
+            rule = "\n" + "-" * 72 + "\n"
+            (folder / f"{client.spec.id}.txt").write_text(rule.join(samples) + "\n", encoding="utf-8")
 
     def _budget_note(self) -> None:
         if not getattr(self, "_budget_noted", False):
@@ -274,7 +284,10 @@ class Runner:
         answer = await client.answer(request, item.case.fields)
         if answer.completion is None:
             error = answer.error
-            return ItemResult(**base, error=str(error), error_kind=error.kind, attempts=answer.attempts, wall_s=answer.wall_s)
+            return ItemResult(
+                **base, error=str(error), error_kind=error.kind, attempts=answer.attempts, wall_s=answer.wall_s,
+                prompt_sha256=answer.prompt_sha256,
+            )
         return await self._scored(base, item, request, answer)
 
     async def _scored(self, base: dict[str, Any], item: WorkItem, request: ChatRequest, answer: Any) -> ItemResult:
@@ -291,6 +304,7 @@ class Runner:
             cost_usd=answer.cost_usd,
             cached=answer.cached,
             attempts=answer.attempts,
+            prompt_sha256=answer.prompt_sha256,
             wall_s=answer.wall_s,
             finish_reason=completion.finish_reason,
         )

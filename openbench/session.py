@@ -225,6 +225,10 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))
     if manifest.sandbox:
         print(f"  model-written code ran under: {manifest.sandbox} isolation")
+    from openbench.parity import parity_warnings
+
+    for warning in parity_warnings(manifest.models):
+        print(f"  warning: {warning}")
     if manifest.effective_status not in ("completed", "running"):
         print(f"  run status: {manifest.effective_status} (the figures cover the items finished so far)")
     for m in manifest.models:

@@ -24,7 +24,7 @@ from openbench.pricing.rates import PriceOverride
 #: Model options that mean something to some providers only; each provider class lists those it reads.
 PROVIDER_OPTIONS = (
     "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "batching", "field",
-    "sampling", "reasoning_effort", "thinking", "prompt_cache", "launch",
+    "sampling", "reasoning_effort", "thinking", "prompt_cache", "launch", "chat_template",
 )
 
 
@@ -123,6 +123,9 @@ class ModelSpec(_Strict):
         "static",
         description="hf: static batches run until their longest answer ends; continuous refills a finished row at once "
         "(transformers' continuous batching; greedy items without stop strings). See the README's table.",
+    )
+    chat_template: Literal["model", "suite-only"] = Field(
+        "model", description="suite-only: keep the template from adding a system prompt the suite did not give."
     )
     # reference provider
     field: str | None = Field(None, description="reference provider: the case field to output.")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from openbench.manifest import Billing, EngineInfo
+from openbench.parity import TemplateFacts, fingerprint
 from openbench.records import ChatRequest, Completion
 from openbench.suite import ModelSpec
 from openbench.timing import AttemptClock
@@ -147,6 +148,18 @@ class Provider:
     @property
     def adjustments(self) -> list[str]:
         """What this provider changed in what the suite asked for, one sentence each."""
+        return []
+
+    def fingerprint(self, request: ChatRequest) -> str:
+        """SHA-256 of exactly what is sent for ``request``: here, its canonical messages."""
+        return fingerprint([[m.role, m.content] for m in request.messages])
+
+    def template_facts(self) -> TemplateFacts | None:
+        """What a chat template does to the suite's messages (local models); None where no template applies."""
+        return None
+
+    def rendered_samples(self) -> list[str]:
+        """The first prompts exactly as the model saw them, where they differ from the messages (local models)."""
         return []
 
     def describe(self) -> dict[str, Any]:

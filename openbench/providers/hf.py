@@ -21,6 +21,7 @@ from typing import Any
 
 from openbench.errors import MissingDependency, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
+from openbench.parity import TemplateFacts, fingerprint, template_facts
 from openbench.providers.tokens import fast_counter, save_tokenizer, tokenizer_folder
 from openbench.records import ChatRequest, Completion, Sampling, Usage
 from openbench.timing import AttemptClock
@@ -119,7 +120,9 @@ class HFProvider(Provider):
     # Generation is bounded on the worker thread (max_tokens, and timeout_s from the start of its
     # batch's generation), not by the runner's per-request timeout, which would count queueing.
     runner_timeout = False
-    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching"})
+    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching", "chat_template"})
+    #: Rendered prompts kept for the run folder (prompts/<model>.txt).
+    SAMPLES = 5
 
     def __init__(self, spec, suite_dir):
         super().__init__(spec, suite_dir)
@@ -131,6 +134,10 @@ class HFProvider(Provider):
         self._load_s: float | None = None
         self._manager: Any = None  # transformers' continuous-batching manager (batching: continuous)
         self._request_ids = itertools.count()
+        self._template: TemplateFacts | None = None
+        self._injected = 0
+        self._rendered: dict[tuple, str] = {}
+        self._samples: list[str] = []
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -219,12 +226,44 @@ class HFProvider(Provider):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def _prompt_text(self, request: ChatRequest) -> str:
+    def _render(self, messages: list[dict[str, str]]) -> str:
         tok = self.tokenizer()
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
         if getattr(tok, "chat_template", None):
             return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return "\n\n".join(m["content"] for m in messages) + "\n"
+
+    def template_facts(self) -> TemplateFacts | None:
+        if self._template is None:
+            facts = template_facts(self._render)
+            self._template = facts.model_copy(update={"mode": self.spec.chat_template})
+        return self._template.model_copy(update={"injected_items": self._injected})
+
+    def _prompt_text(self, request: ChatRequest) -> str:
+        """The prompt exactly as the model sees it (memoised: generation and the record's fingerprint both need it)."""
+        text = self._rendered.get(request.messages)
+        if text is not None:
+            return text
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        facts = self.template_facts()
+        if facts.injected_system and not any(m["role"] == "system" for m in messages):
+            if self.spec.chat_template == "suite-only":
+                # An empty system message keeps such templates from adding their own instructions.
+                messages = [{"role": "system", "content": ""}, *messages]
+            else:
+                self._injected += 1
+        text = self._render(messages)
+        if len(self._rendered) >= 4096:
+            self._rendered.clear()
+        self._rendered[request.messages] = text
+        if len(self._samples) < self.SAMPLES:
+            self._samples.append(text)
+        return text
+
+    def fingerprint(self, request: ChatRequest) -> str:
+        return fingerprint(self._prompt_text(request))
+
+    def rendered_samples(self) -> list[str]:
+        return list(self._samples)
 
     def count_tokens(self, request: ChatRequest) -> int | None:
         tok = self.tokenizer()
