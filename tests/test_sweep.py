@@ -17,9 +17,9 @@ from fakeserver import FakeServer, FakeServerProcess
 
 from openbench.sweep import SweepResult
 
-SLOTS, TTFT, PER_TOKEN, TOKENS = 4, 0.1, 0.02, 6
-T = TTFT + (TOKENS - 1) * PER_TOKEN  # one request's service time: 0.2 s
-PER_LEVEL = 32  # at least two rounds of the largest level, so that it reaches its steady state
+SLOTS, TTFT, PER_TOKEN, TOKENS = 4, 0.15, 0.03, 6
+T = TTFT + (TOKENS - 1) * PER_TOKEN  # one request's service time: 0.3 s
+PER_LEVEL = 24  # more than the largest level, so that it reaches its steady state
 LEVELS = (2, 4, 8, 16)
 
 
