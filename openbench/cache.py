@@ -1,7 +1,8 @@
 """On-disk response cache, keyed only by what changes a model's output.
 
 The key hashes the provider's identity (provider, model, endpoint), the
-messages and the sampling parameters (seed included). Concurrency, timeouts and
+messages, the tools, tool choice and response format, and the sampling
+parameters (seed included). Concurrency, timeouts and
 retries never enter it. A replayed answer is marked ``cached`` and carries no
 latency.
 """
@@ -17,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from openbench.records import ChatRequest, Completion, Timing, Usage
+from openbench.records import ChatRequest, Completion, Timing, ToolCall, Usage
 
 
 def cache_dir() -> Path:
@@ -28,11 +29,19 @@ def cache_dir() -> Path:
 
 
 def cache_key(identity: dict[str, Any], request: ChatRequest) -> str:
-    payload = {
+    payload: dict[str, Any] = {
         "identity": identity,
         "messages": [[m.role, m.content] for m in request.messages],
         "sampling": dataclasses.asdict(request.sampling),
     }
+    # Only present when used, so that plain prompts keep the keys they always had.
+    if any(m.tool_calls or m.tool_call_id for m in request.messages):
+        payload["turns"] = [dataclasses.asdict(m) for m in request.messages]
+    if request.tools or request.tool_choice:
+        payload["tools"] = [dataclasses.asdict(t) for t in request.tools]
+        payload["tool_choice"] = request.tool_choice
+    if request.response_format is not None:
+        payload["response_format"] = dataclasses.asdict(request.response_format)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -60,6 +69,8 @@ class ResponseCache:
             usage=Usage(**data["usage"]),
             timing=Timing(e2e_s=0.0),
             finish_reason=data.get("finish_reason"),
+            tool_calls=tuple(ToolCall(**c) for c in data.get("tool_calls") or ()),
+            structured_output=data.get("structured_output"),
         )
 
     def put(self, key: str, completion: Completion) -> None:
@@ -67,6 +78,8 @@ class ResponseCache:
             "text": completion.text,
             "usage": dataclasses.asdict(completion.usage),
             "finish_reason": completion.finish_reason,
+            "tool_calls": completion.tool_calls_json(),
+            "structured_output": completion.structured_output,
         }
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?)", (key, json.dumps(data)))

@@ -17,7 +17,7 @@ HF_OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DI
 class _Commands(typer.core.TyperGroup):
     """Lists commands in the order a new user needs them."""
 
-    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "sweep", "report", "schema")
+    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "sweep", "report", "rescore", "schema")
 
     def list_commands(self, ctx):  # noqa: ANN001, ANN201 - click's signature
         names = super().list_commands(ctx)
@@ -31,7 +31,8 @@ app = typer.Typer(
         "Benchmark the models you could run yourself against closed APIs, on your own tasks: "
         "quality with confidence intervals, latency (TTFT, p50/p95), tokens and $ per task.\n\n"
         "Start with:  openbench run suites/quickstart.yaml\n\n"
-        "Exit codes: 0 ok, 1 a gate or threshold failed (or the run aborted itself), 2 bad usage or configuration, "
+        "Exit codes: 0 ok, 1 a gate failed or a model of the run failed (every item errored, it could not start, or "
+        "--max-error-rate stopped it; a model skipped for a missing API key does not count), 2 bad usage or configuration, "
         "130 interrupted."
     ),
     no_args_is_help=True,
@@ -104,13 +105,17 @@ SuiteArg = typer.Argument(..., help="Suite YAML file.", show_default=False)
 
 @app.command()
 def validate(suite: Path = SuiteArg) -> None:
-    """Check a suite (schema, data files, templates, scorers) without running anything."""
-    from openbench.data import load_cases
+    """Check a suite without running anything: what `run` checks before its first request.
+
+    Schema and duplicate keys, templates, scorers and their parameters (regexes compile, python scorers import
+    and fit), judges, data files and dataset splits, and every case field the suite reads (id_field, a model's field).
+    """
+    from openbench.data import load_all
     from openbench.suite import load_suite
 
     try:
         loaded = load_suite(suite)
-        counts = [len(load_cases(loaded, i)) for i in range(len(loaded.spec.tasks))]
+        counts = [len(cases) for cases in load_all(loaded)]
     except OpenbenchError as exc:
         raise fail(exc) from None
     spec = loaded.spec
@@ -146,10 +151,20 @@ def run(
         None, "--utilisation", min=0.01, max=1, help="Busy share of rented self-hosted hardware (default 0.5)."
     ),
     hardware: Optional[List[str]] = HardwareOpt,
+    gate: bool = typer.Option(
+        False, "--gate", help="Sequential gate: run baseline and candidate block by block and stop once the gate is settled."
+    ),
+    gate_block: Optional[int] = typer.Option(None, "--gate-block", min=1, help="Items per block of --gate (default 20)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="--gate: baseline model id (default: the suite's gate block)."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", "-c", help="--gate: candidate model id."),
+    margin: Optional[float] = typer.Option(None, min=0.0001, max=1, help="--gate: largest acceptable quality drop (0.02 = 2 points)."),
+    confidence: Optional[float] = typer.Option(None, min=0.5, max=0.999, help="--gate: confidence level (default 0.95)."),
 ) -> None:
     """Run a suite: every model on every case, then print a table per task × model.
 
     Writes OUT/<run-id>/manifest.json, records.jsonl (one line per item, written as it finishes) and summary.csv.
+    An errored item counts as a failure (score 0). A model with more than 5% errored items is "degraded"; one whose
+    items all errored is "failed", and the run then exits 1.
     Paid APIs' answers are cached (see --no-cache); cached rows never count for latency.
 
     \b
@@ -158,8 +173,19 @@ def run(
       openbench run my-suite.yaml --model gpt-4o-mini --limit 20      # a cheap first look
       openbench run my-suite.yaml --max-cost 5 --volume 1_000_000/month
       openbench run --resume results/20261125-101500-my-suite          # after Ctrl-C or a crash
+      openbench run my-suite.yaml --gate -b gpt-4o-mini -c qwen-7b --margin 0.02   # stop once settled
+
+    With --gate, exit codes are those of `openbench gate` (0 pass, 1 fail) and gate.md/.xml/.json are written.
     """
     from openbench.session import RunSettings, execute
+
+    sequential = None
+    if gate or any(v is not None for v in (gate_block, baseline, candidate, margin, confidence)):
+        if not gate and resume is None:
+            raise fail(OpenbenchError("--gate-block, --baseline, --candidate, --margin and --confidence go with --gate"))
+        from openbench.gaterun import GateOptions
+
+        sequential = GateOptions(baseline=baseline, candidate=candidate, margin=margin, confidence=confidence, block=gate_block)
 
     settings = RunSettings(
         suite=suite,
@@ -173,12 +199,46 @@ def run(
         volume=volume,
         utilisation=utilisation,
         hardware=_hardware_options(hardware),
+        gate=sequential,
     )
     try:
         code = execute(settings)
     except OpenbenchError as exc:
         raise fail(exc) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def rescore(
+    run_dir: Path = RunDirArg,
+    suite: Optional[Path] = typer.Option(
+        None, "--suite", "-s", help="The suite whose scorers to use (default: the one the run names in its manifest)."
+    ),
+) -> None:
+    """Score a run's stored answers again with the suite's current scorers, asking no model (judges excepted).
+
+    For a scorer that was wrong: fix it in the suite, then rescore; nobody pays for the answers twice. New records
+    are appended (the latest record of an item counts) and the manifest lists the rescore under rescored_at. The run
+    then belongs to the suite used here (its sha256 goes into the manifest), so `run --resume` accepts it.
+    The suite must still ask the same questions (change scorers, weights, labels or pass_threshold, not prompts or
+    data): a stored answer whose prompt fingerprint no longer matches is refused.
+
+    \b
+    Examples:
+      openbench rescore results/20261125-101500-my-suite
+      openbench rescore results/20261125-101500-my-suite --suite my-suite-fixed.yaml
+    """
+    from openbench.rescore import rescore as run_rescore
+
+    try:
+        outcome = run_rescore(run_dir, suite)
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    kept = [f"{n} {why}" for n, why in ((outcome.no_answer, "without an answer"), (outcome.not_in_suite, "not in the suite")) if n]
+    typer.echo(
+        f"rescored {outcome.rescored} items with {outcome.suite_path}" + (f"; kept as they were: {', '.join(kept)}" if kept else ""),
+        err=True,
+    )
 
 
 @app.command()
@@ -208,6 +268,17 @@ def _parity(base: Any, cand: Any) -> list[str]:
     return parity_warnings([e for e in entries if e is not None]) if None not in entries else []
 
 
+AllowPartialOpt = typer.Option(
+    False, "--allow-partial", help="Compare the common items when the sides cover different items (always warns)."
+)
+AllowSuiteChangeOpt = typer.Option(
+    False, "--allow-suite-change", help="With --baseline-run: compare even though the suites' prompts, data or scorers differ."
+)
+ClusterByCaseOpt = typer.Option(
+    False, "--cluster-by-case", help="Treat the same case id across tasks as one cluster of related items."
+)
+
+
 def _sides(run_dir: Path, baseline: Optional[str], candidate: Optional[str], baseline_run: Optional[Path]):
     from openbench.compare import Side
     from openbench.errors import RunError
@@ -232,8 +303,10 @@ def compare(
     baseline: Optional[str] = typer.Option(None, "--baseline", "-b", help="Baseline model id."),
     candidate: Optional[str] = typer.Option(None, "--candidate", "-c", help="Candidate model id."),
     baseline_run: Optional[Path] = typer.Option(None, "--baseline-run", help="A stored run holding the baseline."),
-    confidence: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level of the intervals."),
-    allow_partial: bool = typer.Option(False, "--allow-partial", help="Compare the common items when the sides differ."),
+    confidence: float = typer.Option(0.95, min=0.8, max=0.999, help="Confidence level of the intervals."),
+    allow_partial: bool = AllowPartialOpt,
+    allow_suite_change: bool = AllowSuiteChangeOpt,
+    cluster_by_case: bool = ClusterByCaseOpt,
     flips: int = typer.Option(10, help="How many changed items to show."),
 ) -> None:
     """Paired comparison of two models on the same items: quality difference with CI, MDE, latency, cost, flips."""
@@ -242,7 +315,7 @@ def compare(
 
     try:
         base, cand, _ = _sides(run_dir, baseline, candidate, baseline_run)
-        result = run_compare(base, cand, confidence, allow_partial)
+        result = run_compare(base, cand, confidence, allow_partial, allow_suite_change, cluster_by_case)
     except OpenbenchError as exc:
         raise fail(exc) from None
     render_comparison(result, max_flips=flips)
@@ -259,19 +332,33 @@ def gate(
     margin: Optional[float] = typer.Option(
         None, min=0.0001, max=1, help="Largest acceptable quality drop, as a fraction (0.02 = 2 points); above 0."
     ),
-    confidence: Optional[float] = typer.Option(None, min=0.5, max=0.999, help="Confidence level (default 0.95)."),
+    confidence: Optional[float] = typer.Option(
+        None, min=0.8, max=0.999, help="Two-sided confidence level (default 0.95: a one-sided test at α = 2.5%)."
+    ),
+    max_error_increase: Optional[float] = typer.Option(
+        None, "--max-error-increase", min=0, max=1,
+        help="Largest acceptable rise in the error rate per task, as a fraction (default 0.02): when the candidate errors "
+        "more often, the upper bound of the increase must stay within it.",
+    ),
     max_p95_latency: Optional[float] = typer.Option(None, "--max-p95-latency", help="Candidate E2E p95 limit, seconds."),
     max_cost_per_task: Optional[float] = typer.Option(None, "--max-cost-per-task", help="Candidate $ per task limit."),
     min_pass_rate: Optional[float] = typer.Option(None, "--min-pass-rate", min=0, max=1, help="Candidate pass-rate floor."),
     require_cheaper: bool = typer.Option(False, "--require-cheaper", help="Candidate must cost less per task than the baseline."),
     overall_only: bool = typer.Option(False, "--overall-only", help="Apply the quality rule overall only, not per task."),
-    allow_partial: bool = typer.Option(False, "--allow-partial", help="Gate on the common items when the sides differ."),
+    allow_partial: bool = AllowPartialOpt,
+    allow_suite_change: bool = AllowSuiteChangeOpt,
+    cluster_by_case: bool = ClusterByCaseOpt,
+    allow_corrupt: bool = typer.Option(
+        False, "--allow-corrupt", help="Decide even when records.jsonl has unreadable lines (they are left out)."
+    ),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the PR-comment Markdown here (default RUN/gate.md)."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here (default RUN/gate.xml)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the decision as JSON here (default RUN/gate.json)."),
 ) -> None:
     """Decide a model switch: exit 0 if the candidate is not worse than the baseline by more than --margin
-    (lower 95% bound of candidate − baseline above −margin) and every latency/cost rule holds; 1 if not; 2 on bad usage.
+    (lower 95% bound of candidate − baseline above −margin, an errored item scoring 0), its error rate rose by
+    no more than --max-error-increase, and every latency/cost rule holds; 1 if not; 2 on bad usage.
+    Fewer than 10 paired items (or 10 clusters) per task never pass.
 
     Rules can also live in the suite's gate: block; options given here win.
 
@@ -300,6 +387,7 @@ def gate(
             "max_p95_latency_s": max_p95_latency,
             "max_cost_per_task_usd": max_cost_per_task,
             "min_pass_rate": min_pass_rate,
+            "max_error_increase": max_error_increase,
         }
         known = {k: v for k, v in (suite_gate.model_dump() if suite_gate else {}).items() if k in GateRules.__dataclass_fields__ and v is not None}
         rules = GateRules(**{**known, **{k: v for k, v in given.items() if v is not None}})
@@ -307,7 +395,9 @@ def gate(
             rules = GateRules(**{**rules.__dict__, "require_cheaper": True})
         if overall_only:
             rules = GateRules(**{**rules.__dict__, "per_task": False})
-        comparison = run_compare(base, cand, rules.confidence, allow_partial)
+        if not allow_corrupt:
+            _refuse_corrupt(base.store, cand.store)
+        comparison = run_compare(base, cand, rules.confidence, allow_partial, allow_suite_change, cluster_by_case)
     except OpenbenchError as exc:
         raise fail(exc) from None
     decision = decide(comparison, rules)
@@ -325,6 +415,20 @@ def gate(
     for w in decision.warnings:
         typer.echo(f"  warning: {w}")
     raise typer.Exit(decision.exit_code)
+
+
+def _refuse_corrupt(*stores) -> None:  # noqa: ANN002 - RunStore, imported lazily
+    """A gate decides on every record or not at all: a corrupt line could hide a failure."""
+    from openbench.errors import RunError
+
+    for store in dict.fromkeys(stores):
+        corrupt = store.health().corrupt
+        if corrupt:
+            raise RunError(
+                f"{store.path / 'records.jsonl'} has {len(corrupt)} unreadable line{'s' * (len(corrupt) > 1)} "
+                f"(first: line {corrupt[0].line}, {corrupt[0].problem}); the gate will not decide on a partial record. "
+                "Repair or re-run those items, or pass --allow-corrupt to decide without them."
+            )
 
 
 def _write_all(outputs: dict[Path, str]) -> None:

@@ -131,10 +131,11 @@ class ModelClient:
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    def check(self) -> bool:
-        """Whether the model can run at all; if not, its entry says why (skipped for a missing key, else failed)."""
+    def check(self, tasks: list[Any] = ()) -> bool:
+        """Whether the model can run at all (and serve ``tasks``); if not, its entry says why (skipped for a missing key, else failed)."""
         try:
             self.provider.check()
+            self.provider.check_tasks(list(tasks))
         except MissingKey as exc:
             self.entry.status, self.entry.reason = "skipped", str(exc)
         except OpenbenchError as exc:
@@ -222,13 +223,14 @@ class ModelClient:
         counted = self._counter(request) if self._counter else None
         if counted is None:
             counted = sum(len(m.content) // CHARS_PER_TOKEN_BUDGET + TOKENS_PER_MESSAGE for m in request.messages)
+            counted += request.extra_chars // CHARS_PER_TOKEN_BUDGET
         return self.cost(Usage(input_tokens=counted, output_tokens=self.provider.max_output_tokens(request)))
 
     async def _attempts(self, request: ChatRequest, case_fields: dict[str, Any]) -> tuple[Completion | None, AttemptError | None, int]:
         spec, provider = self.spec, self.provider
         attempts = 0
         error: AttemptError | None = None
-        estimate = sum(len(m.content) for m in request.messages) // 4 + provider.max_output_tokens(request)
+        estimate = (sum(len(m.content) for m in request.messages) + request.extra_chars) // 4 + provider.max_output_tokens(request)
         while attempts <= spec.max_retries:
             if self.entry.status == "failed":
                 return None, error or AttemptError("model_failed", self.entry.reason or "model failed"), attempts

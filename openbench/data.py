@@ -21,6 +21,34 @@ class Case:
     row: int  # 1-based row in the source (line for JSONL, data row for CSV, index for the rest)
 
 
+def load_all(suite: LoadedSuite) -> list[list[Case]]:
+    """Every task's cases, checked against every field the suite reads from them.
+
+    What ``validate`` and ``run`` (before its first request) check: the templates' fields,
+    an explicit ``id_field``, and the case field that a model answers with (``field``).
+    """
+    tasks = [load_cases(suite, i) for i in range(len(suite.spec.tasks))]
+    for mi, model in enumerate(suite.spec.models):
+        if model.field is None:
+            continue
+        for task, cases in zip(suite.spec.tasks, tasks):
+            case = next((c for c in cases if model.field not in c.fields), None)
+            if case is not None:
+                raise suite.error(
+                    f"model '{model.id}' answers with the case field '{model.field}', which case '{case.id}' "
+                    f"(row {case.row}) of task '{task.name}' lacks{_fields_hint(model.field, case.fields)}",
+                    ("models", mi, "field"),
+                )
+    return tasks
+
+
+def _fields_hint(name: str, fields: dict[str, Any]) -> str:
+    from openbench.registry import did_you_mean
+
+    present = sorted(map(str, fields))
+    return f"{did_you_mean(name, present)}; fields present: {', '.join(present) or 'none'}"
+
+
 def load_cases(suite: LoadedSuite, task_index: int, limit: int | None = None) -> list[Case]:
     """Load, check and (optionally) sample a task's cases."""
     task = suite.spec.tasks[task_index]
@@ -38,6 +66,13 @@ def load_cases(suite: LoadedSuite, task_index: int, limit: int | None = None) ->
         where = f"dataset {spec.hf.path}"
     if not rows:
         raise suite.error("the task's data has no cases", loc)
+    if "id_field" in spec.model_fields_set:  # the default `id` may be absent: rows are then numbered
+        for row, data in rows:
+            if isinstance(data, dict) and spec.id_field not in data:
+                raise suite.error(
+                    f"row {row} of {where} has no field '{spec.id_field}'{_fields_hint(spec.id_field, data)}",
+                    loc + ("id_field",),
+                )
     n = min(x for x in (spec.limit, limit) if x) if (spec.limit or limit) else None
     if n and n < len(rows):
         rows = random.Random(spec.seed).sample(rows, n) if spec.seed is not None else rows[:n]
@@ -117,20 +152,45 @@ def _read_hf(suite: LoadedSuite, spec: Any, loc: tuple) -> list[tuple[int, dict[
     local = suite.dir / spec.path
     if local.exists():
         _data_path(suite, spec.path, loc, folder=True)  # a local dataset stays inside the suite's folder too
+    quiet = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # "Generating train split" bars would bury a one-line error
     try:
         if local.is_dir() and any((local / f).exists() for f in ("state.json", "dataset_dict.json")):
             ds = datasets.load_from_disk(str(local))
             if isinstance(ds, datasets.DatasetDict):
+                _check_split(suite, spec, list(ds), loc)
                 ds = ds[spec.split]
         else:
             files = spec.data_files
             if files is not None:
                 files = [str(_data_path(suite, f, loc)) for f in ([files] if isinstance(files, str) else files)]
-            ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, data_files=files, revision=spec.revision)
+            try:
+                ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, data_files=files, revision=spec.revision)
+            except ValueError as exc:
+                if not str(exc).startswith("Unknown split"):
+                    raise
+                names = datasets.get_dataset_split_names(spec.path, spec.name, data_files=files, revision=spec.revision)
+                _check_split(suite, spec, names, loc)
+                raise
+    except SuiteError:
+        raise
     except Exception as exc:  # datasets raises many types; all mean "cannot load this"
         hint = " (offline: only local or cached datasets load; see --online)" if "offline" in str(exc).lower() else ""
         raise suite.error(f"cannot load dataset '{spec.path}': {type(exc).__name__}: {exc}{hint}", loc) from None
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
     return [(i + 1, dict(row)) for i, row in enumerate(ds)]
+
+
+def _check_split(suite: LoadedSuite, spec: Any, names: list[str], loc: tuple) -> None:
+    if spec.split not in names:
+        from openbench.registry import did_you_mean
+
+        raise suite.error(
+            f"dataset '{spec.path}' has no split '{spec.split}'{did_you_mean(spec.split, names)}; splits: {', '.join(names)}",
+            loc + ("split",),
+        )
 
 
 def task_fields(task: TaskSpec, suite_system: str | None = None) -> set[str]:
@@ -138,7 +198,10 @@ def task_fields(task: TaskSpec, suite_system: str | None = None) -> set[str]:
     from openbench.scorers.base import bind_task
 
     system = task.system if task.system is not None else suite_system
-    needed = set(fields_used(task.prompt)) | (fields_used(system) if system else set())
+    templates = [task.prompt, system, *(m.content for m in task.messages or ())]
+    needed = {f for t in templates if t for f in fields_used(t)}
+    if task.messages_field:
+        needed.add(task.messages_field)
     for scorer in bind_task(task):
         needed |= scorer.fields_used()
     return needed
@@ -155,6 +218,17 @@ def _to_case(task: TaskSpec, needed: set[str], row: int, data: Any, where: str, 
             file=where,
             line=row if where.endswith((".jsonl", ".csv")) else None,
         )
+    if task.messages_field:
+        from openbench.conversation import parse_conversation
+
+        try:
+            parse_conversation(data[task.messages_field])
+        except ValueError as exc:
+            raise SuiteError(
+                f"row {row}, field '{task.messages_field}': {exc}",
+                file=where,
+                line=row if where.endswith((".jsonl", ".csv", ".json")) else None,
+            ) from None
     case_id = data.get(id_field)
     return Case(id=str(case_id) if case_id is not None else str(row), fields=data, row=row)
 

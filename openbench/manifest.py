@@ -49,6 +49,13 @@ class EngineInfo(_Record):
     accelerators: list[str] = Field(default_factory=list, description="GPUs seen by nvidia-smi, else the CPU and its cores.")
 
 
+class StructuredOutputUse(_Record):
+    """How a model honoured a task's response_format (see records.StructuredMode)."""
+
+    mode: str
+    enforced: bool
+
+
 class ModelEntry(_Record):
     id: str
     provider: str
@@ -70,6 +77,9 @@ class ModelEntry(_Record):
     template: TemplateFacts | None = Field(None, description="What a local model's chat template did to the suite's messages.")
     details: dict[str, Any] = Field(default_factory=dict, description="Facts the provider reports (device, dtype...).")
     engine: EngineInfo | None = Field(None, description="The serving engine openbench launched for this model, if any.")
+    structured_output: dict[str, StructuredOutputUse] = Field(
+        default_factory=dict, description="Per task with a response_format: whether the schema was enforced or only requested."
+    )
 
 
 class JudgeEntry(_Record):
@@ -120,6 +130,9 @@ class RunManifest(_Record):
     suite: SuiteRef | None = None
     tasks: list[str] = Field(default_factory=list)
     gate: GateSpec | None = None
+    fingerprints: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per task: hashes of its prompt and scorers, and one per case (compare.suite_fingerprints)."
+    )
     seed: int | None = None
     started_at: str | None = None
     resumed_at: list[str] = Field(default_factory=list)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from openbench.records import ChatRequest, Message, Sampling
-
 
 class TemplateError(ValueError):
     pass
@@ -61,11 +59,3 @@ def render_value(value: Any, fields: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [render_value(v, fields) for v in value]
     return value
-
-
-def build_request(system: str | None, prompt: str, fields: dict[str, Any], sampling: Sampling) -> ChatRequest:
-    messages = []
-    if system:
-        messages.append(Message("system", render(system, fields)))
-    messages.append(Message("user", render(prompt, fields)))
-    return ChatRequest(tuple(messages), sampling)

@@ -7,14 +7,56 @@ serialised to one JSON object per line in ``records.jsonl``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for. ``arguments`` is the parsed JSON, or the raw text when
+    that was not valid JSON (``invalid_json`` is then True)."""
+
+    name: str
+    arguments: Any = field(hash=False)  # a dict is not hashable; messages are (they key memos)
+    invalid_json: bool = False
+    id: str | None = None
+
+    @classmethod
+    def parse(cls, name: str, raw: str | None, id: str | None = None) -> ToolCall:
+        text = (raw or "").strip() or "{}"
+        try:
+            return cls(name, json.loads(text), False, id)
+        except json.JSONDecodeError:
+            return cls(name, raw, True, id)
+
+
+@dataclass(frozen=True)
 class Message:
+    """One conversation turn. Assistant turns may carry tool calls; ``tool`` turns answer one by id."""
+
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function offered to the model: ``parameters`` is a JSON Schema of its arguments."""
+
+    name: str
+    description: str | None
+    parameters: dict[str, Any] = field(hash=False, compare=True)
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """The answer must be JSON following ``schema``."""
+
+    schema: dict[str, Any] = field(hash=False)
+    name: str = "response"
+    strict: bool = True
 
 
 @dataclass(frozen=True)
@@ -28,10 +70,37 @@ class Sampling:
     stop: tuple[str, ...] = ()
 
 
+class StructuredMode:
+    """How a provider honours a ``response_format``; recorded per item and per model in the manifest."""
+
+    STRICT = "json_schema_strict"  # OpenAI: the API enforces the schema
+    FORCED_TOOL = "forced_tool"  # Anthropic: a tool whose input is the schema, forced
+    GRAMMAR = "grammar"  # local: constrained decoding
+    REQUESTED = "response_format"  # sent as response_format; the server may or may not enforce it
+    NOT_SENT = "not_sent"  # the provider cannot pass a schema: only the prompt asks for it
+
+    ENFORCED = frozenset({STRICT, FORCED_TOOL, GRAMMAR})
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     messages: tuple[Message, ...]
     sampling: Sampling
+    tools: tuple[Tool, ...] = ()
+    #: "auto" | "required" | "none" | a tool's name (that tool is forced); None: the provider's default
+    tool_choice: str | None = None
+    response_format: ResponseFormat | None = None
+
+    @property
+    def extra_chars(self) -> int:
+        """Prompt characters beside the turns' text: tool definitions, tool-call arguments, the answer's schema.
+
+        Vendors bill them as input tokens, so estimates and budgets count them (as JSON text).
+        """
+        parts = [dataclasses.asdict(t) for t in self.tools] + [c.arguments for m in self.messages for c in m.tool_calls]
+        if self.response_format is not None:
+            parts.append(self.response_format.schema)
+        return sum(len(json.dumps(p)) for p in parts)
 
 
 @dataclass(frozen=True)
@@ -71,6 +140,14 @@ class Completion:
     timing: Timing
     finish_reason: str | None = None
     throttle_s: float | None = None  # the vendor's rate-limit headers ask to wait this long before the next request
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: How a ``response_format`` was honoured (see ``StructuredMode``); None when none was asked.
+    structured_output: str | None = None
+    #: What the provider changed on the way (e.g. merged turns), for the record's ``notes``.
+    notes: tuple[str, ...] = ()
+
+    def tool_calls_json(self) -> list[dict[str, Any]] | None:
+        return [dataclasses.asdict(c) for c in self.tool_calls] if self.tool_calls else None
 
 
 @dataclass(frozen=True)
@@ -126,6 +203,9 @@ class ItemResult:
     cluster: str | None = None
     judge: JudgeUsage | None = None
     prompt_sha256: str | None = None  # what was sent: the rendered prompt (local models) or the messages (APIs)
+    tool_calls: list[dict[str, Any]] | None = None  # [{name, arguments, invalid_json, id}]
+    structured_output: str | None = None  # how a response_format was honoured (StructuredMode)
+    notes: list[str] | None = None  # what the provider changed on the way (e.g. merged turns)
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -32,6 +32,8 @@ SCORERS: dict[str, str] = {
     "json_valid": "openbench.scorers.structured:json_valid",
     "json_schema": "openbench.scorers.structured:json_schema",
     "json_fields": "openbench.scorers.structured:json_fields",
+    "tool_call": "openbench.scorers.tools:tool_call",
+    "no_tool_call": "openbench.scorers.tools:no_tool_call",
     "judge": "openbench.scorers.judge:judge",
     "similarity": "openbench.scorers.similarity:similarity",
     "rouge": "openbench.scorers.overlap:rouge",

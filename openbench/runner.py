@@ -17,9 +17,10 @@ from openbench.cache import ResponseCache
 from openbench.client import Budget, BudgetSpent, ModelClient
 from openbench.data import Case, load_cases
 from openbench.errors import OpenbenchError
-from openbench.manifest import JudgeEntry, ModelEntry
-from openbench.prompts import TemplateError, build_request
-from openbench.records import ChatRequest, Completion, ItemResult, JudgeUsage, Sampling
+from openbench.manifest import JudgeEntry, ModelEntry, StructuredOutputUse
+from openbench.conversation import task_request
+from openbench.prompts import TemplateError
+from openbench.records import ChatRequest, Completion, ItemResult, JudgeUsage, Sampling, StructuredMode
 from openbench.scorers.base import BoundScorer, bind_task, combine, combine_async
 from openbench.store import RunStore, utc_now
 from openbench.suite import LoadedSuite, ModelSpec, TaskSpec
@@ -106,8 +107,7 @@ def request_for(suite: LoadedSuite, task: TaskSpec, case: Case) -> ChatRequest:
         top_p=d.top_p,
         stop=tuple(d.stop),
     )
-    system = task.system if task.system is not None else d.system
-    return build_request(system, task.prompt, case.fields, sampling)
+    return task_request(task, d.system, case.fields, sampling)
 
 
 class Runner:
@@ -153,11 +153,15 @@ class Runner:
             for spec in self.models():
                 await self._run_model(spec, work)
         finally:
-            for judge in self.judges.values():
-                await judge.close()
-            if self.cache is not None:
-                self.cache.close()
+            await self.close()
         return self.results
+
+    async def close(self) -> None:
+        """Close what models share: the judges' clients and the response cache."""
+        for judge in self.judges.values():
+            await judge.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def judge_entries(self) -> list[JudgeEntry]:
         return [JudgeEntry(id=j.spec.id, calls=j.entry.items, spent_usd=round(j.entry.spent_usd, 6), price=j.price) for j in self.judges.values()]
@@ -198,7 +202,7 @@ class Runner:
             for case in cases
             if (task.name, case.id, spec.id) not in self.done
         ]
-        if client.check() and self.budget_hit:
+        if client.check([task for task, _, _ in work]) and self.budget_hit:
             entry.status, entry.reason = "not run", f"the budget (--max-cost {self.options.max_cost_usd}) was spent before it"
         if entry.status == "pending" and not todo:
             entry.status, entry.reason = "ok", "nothing left to run"
@@ -206,6 +210,20 @@ class Runner:
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             return entry
         self.reporter.model_started(spec.id, len(todo))
+        try:
+            await self.run_items(client, todo)
+        finally:
+            await self.close_client(client)
+        if entry.status == "pending":
+            entry.status = "ok"
+            if self.budget_hit:
+                entry.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
+        self.reporter.model_finished(spec.id, entry.status, entry.reason)
+        return entry
+
+    async def run_items(self, client: ModelClient, todo: list[WorkItem]) -> None:
+        """Items through a started client's pool of workers; each record is stored as soon as it is final."""
+        spec, entry = client.spec, client.entry
         items: Iterator[WorkItem] = iter(todo)
         aborted: list[str] = []
 
@@ -222,21 +240,15 @@ class Runner:
                 self.reporter.item_done(spec.id, record)
                 self._account(client, record, aborted)
 
-        try:
-            await asyncio.gather(*(worker() for _ in range(min(client.in_flight, len(todo)))))
-        finally:
-            await client.close()
-            self._keep_rendered_prompts(client)
+        await asyncio.gather(*(worker() for _ in range(min(client.in_flight, len(todo)))))
         if aborted:
             # Raised once every worker has finished its item in flight, so that nothing finished is lost.
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             raise RunAborted(f"model '{spec.id}': {entry.reason}; finished items are saved")
-        if entry.status == "pending":
-            entry.status = "ok"
-            if self.budget_hit:
-                entry.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
-        self.reporter.model_finished(spec.id, entry.status, entry.reason)
-        return entry
+
+    async def close_client(self, client: ModelClient) -> None:
+        await client.close()
+        self._keep_rendered_prompts(client)
 
     def _keep_rendered_prompts(self, client: ModelClient) -> None:
         """The first prompts exactly as a local model saw them, in the run folder: ``prompts/<model>.txt``."""
@@ -261,6 +273,11 @@ class Runner:
         entry.errors += record.error is not None
         entry.cached += record.cached
         entry.output_tokens += 0 if record.cached else (record.output_tokens or 0)
+        if record.structured_output is not None:
+            # Per task: whether this model's answers were held to the schema, or the schema only asked for.
+            entry.structured_output[record.task] = StructuredOutputUse(
+                mode=record.structured_output, enforced=record.structured_output in StructuredMode.ENFORCED
+            )
         if self.budget_hit:
             self._budget_note()
         rate = self.options.max_error_rate
@@ -280,7 +297,7 @@ class Runner:
             return ItemResult(**base, error=str(exc), error_kind="template")
         previous = self.answered.get((item.task.name, item.case.id, client.spec.id))
         if previous is not None:
-            return await self._rescore(previous, item, request)
+            return await self.rescore(previous, item, request)
         answer = await client.answer(request, item.case.fields)
         if answer.completion is None:
             error = answer.error
@@ -307,6 +324,10 @@ class Runner:
             prompt_sha256=answer.prompt_sha256,
             wall_s=answer.wall_s,
             finish_reason=completion.finish_reason,
+            tool_calls=completion.tool_calls_json(),
+            structured_output=completion.structured_output
+            or (StructuredMode.NOT_SENT if request.response_format is not None else None),
+            notes=list(completion.notes) or None,
         )
         if not answer.cached:  # a replay has no latency to report
             fields.update(
@@ -317,9 +338,10 @@ class Runner:
                 tpot_s=tpot(timing, usage.output_tokens),
                 output_tps=output_tps(timing, usage.output_tokens),
             )
-        return dataclasses.replace(ItemResult(**base, **fields), **await self._score(item, request, completion.text))
+        scored = await self._score(item, request, completion.text, fields["tool_calls"])
+        return dataclasses.replace(ItemResult(**base, **fields), **scored)
 
-    async def _score(self, item: WorkItem, request: ChatRequest, text: str) -> dict[str, Any]:
+    async def _score(self, item: WorkItem, request: ChatRequest, text: str, tool_calls: list[dict[str, Any]] | None) -> dict[str, Any]:
         """Score one answer: the record fields that scoring sets (a scorer failure is an error, never a 0)."""
         args = (item.scorers, text, item.case.fields, item.task.pass_threshold)
         ctx = None
@@ -327,16 +349,16 @@ class Runner:
         try:
             if any(s.blocking or s.needs_context for s in item.scorers):
                 ctx = ScoringContext(self, request, item.case.fields)
-                out["score"], out["passed"], out["scores"] = await combine_async(*args, ctx)
+                out["score"], out["passed"], out["scores"] = await combine_async(*args, ctx, tool_calls)
             else:
-                out["score"], out["passed"], out["scores"] = combine(*args)
+                out["score"], out["passed"], out["scores"] = combine(*args, tool_calls)
         except Exception as exc:  # noqa: BLE001 - a scorer failure is this item's error, never a silent 0
             out.update(error=f"scorer failed: {type(exc).__name__}: {exc}", error_kind="scorer")
         if ctx is not None and ctx.calls:
             out["judge"] = ctx.summary()  # the judge's tokens, cost and latency stay apart from the candidate's
         return out
 
-    async def _rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
-        """An item answered before whose scoring failed: score the stored answer again, never ask twice."""
-        scored = await self._score(item, request, previous.output or "")
+    async def rescore(self, previous: ItemResult, item: WorkItem, request: ChatRequest) -> ItemResult:
+        """An item answered before: score the stored answer again (judges excepted, no model is asked)."""
+        scored = await self._score(item, request, previous.output or "", previous.tool_calls)
         return dataclasses.replace(previous, started_at=utc_now(), **scored)

@@ -33,19 +33,28 @@ class RunSettings:
     volume: str | None = None
     utilisation: float | None = None
     hardware: dict[str, str] | None = None
+    gate: Any = None  # gaterun.GateOptions: run baseline and candidate as a sequential gate
+
+
+def _checked_suite(path: Path) -> Any:
+    """The suite, with the checks of `validate` (data included), before any request or run folder."""
+    from openbench.data import load_all
+    from openbench.suite import load_suite
+
+    suite = load_suite(path)
+    load_all(suite)
+    return suite
 
 
 def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifest | None]:
     """The suite, and for --resume the run's store and manifest (a new run's folder is made later, once checks pass)."""
-    from openbench.suite import load_suite
-
     if settings.resume is not None:
         store = RunStore.open(settings.resume)
         manifest = store.read_manifest()
         suite_path = settings.suite or (Path(manifest.suite.path) if manifest.suite else None)
         if suite_path is None:
             raise RunError(f"{settings.resume}: the manifest names no suite; pass the suite file too")
-        suite = load_suite(suite_path)
+        suite = _checked_suite(suite_path)
         if manifest.suite is not None and manifest.suite.sha256 != suite.sha256:
             raise RunError(
                 f"{suite_path} changed since this run started; resuming would mix results of two suites. "
@@ -56,10 +65,11 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifes
         return suite, store, manifest
     if settings.suite is None:
         raise RunError("give a suite file, or --resume RUN_DIR")
-    return load_suite(settings.suite), None, None
+    return _checked_suite(settings.suite), None, None
 
 
 def execute(settings: RunSettings) -> int:
+    from openbench.compare import suite_fingerprints
     from openbench.progress import reporter_for
     from openbench.provenance import environment
     from openbench.runner import Runner, RunOptions
@@ -67,6 +77,7 @@ def execute(settings: RunSettings) -> int:
 
     volume_per_month(settings.volume)  # a bad --volume fails before anything runs
     suite, store, previous = _open_store(settings)
+    sequence = _sequential(suite, store, settings)
     options = RunOptions(
         model_ids=settings.models,
         limit=settings.limit,
@@ -82,6 +93,12 @@ def execute(settings: RunSettings) -> int:
     if store is None:  # every check has passed: only now is a run folder made
         store = RunStore.create(settings.out, new_run_id(suite.spec.name))
     runner = Runner(suite, store, options, reporter=None)  # reporter set below
+    gate_run = None
+    if sequence is not None:
+        from openbench.gaterun import SequentialGate
+
+        gate_run = SequentialGate(suite, store, *sequence, settings.limit)
+        gate_run.save()
     now = utc_now()
     manifest = RunManifest(
         run_id=store.path.name,
@@ -90,6 +107,7 @@ def execute(settings: RunSettings) -> int:
         suite=SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256),
         tasks=[t.name for t in suite.spec.tasks],
         gate=suite.spec.gate,
+        fingerprints=suite_fingerprints(suite),  # so a later run can check it asked the same things
         seed=suite.spec.defaults.seed,
         started_at=previous.started_at if previous else now,
         resumed_at=[*previous.resumed_at, now] if previous else [],
@@ -111,8 +129,10 @@ def execute(settings: RunSettings) -> int:
     _sigterm_as_interrupt()
     try:
         with reporter:
-            asyncio.run(runner.run())
+            asyncio.run(runner.run() if gate_run is None else gate_run.run(runner))
         manifest.status = "stopped on budget" if runner.budget_hit else "completed"
+        if gate_run is not None and gate_run.last is not None and gate_run.last.verdict != "continue":
+            manifest.status = "stopped early by the gate"
     except KeyboardInterrupt:
         manifest.status = "interrupted"
         code = EXIT_INTERRUPTED
@@ -135,16 +155,37 @@ def execute(settings: RunSettings) -> int:
         if runner.judges:
             manifest.judges = runner.judge_entries()
         store.write_manifest(manifest)
-    rows = print_summary(store, settings.volume, manifest)
-    _count_from_rows(manifest, rows)
+    print_summary(store, settings.volume, manifest)  # also sets counts and failed/degraded statuses
     store.write_manifest(manifest)
+    failed = [m.id for m in manifest.models if m.status == "failed"]
+    if failed and code == 0:
+        print(f"\nfailed: {', '.join(failed)} (see the reasons above); exit code 1", file=sys.stderr)
+        code = 1
     if code == EXIT_INTERRUPTED:
         print(f"\ninterrupted: finished items are saved. Resume with:\n  openbench run --resume {store.path}", file=sys.stderr)
     elif runner.budget_hit:
         print(f"\nstopped on budget: ${runner.spent_usd:.4f} spent (--max-cost {settings.max_cost}). "
               f"Finished items are saved; resume with: openbench run --resume {store.path} --max-cost N", file=sys.stderr)
     print(f"\nresults: {store.path}", file=sys.stderr)
+    if gate_run is not None and code == 0:
+        code = gate_run.finish()
     return code
+
+
+def _sequential(suite: Any, store: RunStore | None, settings: RunSettings) -> tuple[Any, Any] | None:
+    """For ``run --gate`` (or resuming a run that was one): the sequence's settings and the gate rules."""
+    from openbench.gaterun import prepare, saved_settings
+
+    saved = saved_settings(store)
+    if settings.gate is None and saved is None:
+        return None
+    if saved is None and store is not None:
+        raise RunError(f"{store.path} was not a sequential gate run; resume it without --gate, then run `openbench gate`")
+    from openbench.gaterun import GateOptions
+
+    sequence = prepare(suite, settings.gate or GateOptions(), saved)
+    settings.models = [sequence[0].baseline, sequence[0].candidate]
+    return sequence
 
 
 def _sandbox_isolation(suite: Any) -> str | None:
@@ -195,7 +236,8 @@ def _merge_models(manifest: RunManifest, finished: list[ModelEntry]) -> None:
 
 
 def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
-    """Item counts come from the records (the latest per item), so a resumed run never counts twice."""
+    """Item counts come from the records (the latest per item), so a resumed run never counts twice;
+    so does a "failed" (every item errored) or "degraded" (too many errors) status."""
     from openbench.summary import ALL_TASKS
 
     overall = {r.model: r for r in rows if r.task == ALL_TASKS}
@@ -203,6 +245,8 @@ def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
         row = overall.get(entry.id)
         if row is not None:
             entry.items, entry.errors, entry.cached = row.items, row.errors, row.cached
+            if row.status != entry.status:
+                entry.status, entry.reason = row.status, f"{row.errors} of {row.items} items errored"
 
 
 def _sigterm_as_interrupt() -> None:
@@ -220,6 +264,7 @@ def print_summary(store: RunStore, volume: str | None = None, manifest: RunManif
     manifest = manifest or store.read_manifest()
     per_month = volume_per_month(volume)
     rows = summarise(store.iter_records(), manifest, per_month)
+    _count_from_rows(manifest, rows)
     write_summary(rows, store.path / SUMMARY)
     title = f"{manifest.suite.name if manifest.suite else store.path.name} ({store.path.name})"
     render_table(rows, title=title, monthly=per_month is not None, notes=model_notes(manifest, rows))

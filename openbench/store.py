@@ -1,8 +1,9 @@
 """A run on disk: ``results/<run-id>/`` with manifest.json, records.jsonl and summary.csv.
 
 records.jsonl is append-only, one JSON object per finished item, flushed as it
-is written, so an interrupted run loses nothing it finished. A torn last line
-(from kill -9) is ignored when reading.
+is written, so an interrupted run loses nothing it finished. Readers never drop
+a line silently: a corrupt or wrong-schema line, or a torn last line (from
+kill -9), is left out, counted and named in one warning on stderr.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+from dataclasses import dataclass, field
+from itertools import repeat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +27,117 @@ RECORDS = "records.jsonl"
 SUMMARY = "summary.csv"
 
 
+# What ``append`` writes first: the item's key, then its output (ItemResult's field order).
+_KEY_START = b'{"task": '
+_AFTER_KEY = b', "output": '
+_KEY_FIELDS = frozenset(("task", "case_id", "model"))
+_SHOWN = 5  # unreadable lines named in the warning; the rest are counted
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line of records.jsonl that no reader can use."""
+
+    line: int  # 1-based
+    problem: str
+    torn: bool = False  # the last line, cut mid-write (kill -9): expected after a crash
+
+
+@dataclass(frozen=True)
+class RecordsHealth:
+    """What reading records.jsonl found: its unreadable lines, out of how many."""
+
+    bad: list[BadLine] = field(default_factory=list)
+    lines: int = 0
+
+    @property
+    def corrupt(self) -> list[BadLine]:
+        """Unreadable lines other than a torn last line."""
+        return [b for b in self.bad if not b.torn]
+
+    def describe(self, path: Path) -> str:
+        """One line: how many lines were left out, and where (file:line) and why."""
+        named = "; ".join(
+            f"{path}:{b.line} ({'torn last line, an interrupted write' if b.torn else b.problem})" for b in self.bad[:_SHOWN]
+        )
+        more = f"; and {len(self.bad) - _SHOWN} more" if len(self.bad) > _SHOWN else ""
+        return f"{len(self.bad)} of {self.lines} lines of {path} cannot be read and are left out: {named}{more}"
+
+
+@dataclass(frozen=True)
+class _Index:
+    signature: tuple[int, int]  # the file's size and mtime when indexed
+    skip: set[int]  # lines replaced by a later record of the same item, or unparseable
+    bad: list[BadLine]
+    lines: int
+
+
+def _parse(line: str) -> tuple[dict | None, str | None]:
+    """A record line as a dict, or why it is not one."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON ({exc.msg})"
+    if not isinstance(data, dict):
+        return None, f"a JSON {type(data).__name__}, not a record"
+    missing = sorted(_KEY_FIELDS - data.keys())
+    if missing:
+        return None, f"no {', '.join(missing)}"
+    wrong = [k for k in sorted(_KEY_FIELDS) if not isinstance(data[k], str)]
+    if wrong:
+        return None, f"{', '.join(wrong)} not a string"
+    return data, None
+
+
+def _key_text(data: dict) -> bytes:
+    """The item key of a parsed record, in the form ``append`` writes it."""
+    task, case_id, model = (json.dumps(data[k], ensure_ascii=False) for k in ("task", "case_id", "model"))
+    return f'{{"task": {task}, "case_id": {case_id}, "model": {model}'.encode()
+
+
+def _regular_index(path: Path, signature: tuple[int, int]) -> _Index | None:
+    """The index of a file whose every line is as ``append`` writes it, in bulk; None for any other file."""
+    with open(path, "rb") as f:
+        keys = [line[: line.find(_AFTER_KEY)] for line in f]  # find() is -1 on other lines: caught below
+        if keys:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                return None  # a torn last line
+    # Every key starts like a record and ends with the model's closing quote (no line lacked `, "output": `).
+    if not (all(map(bytes.startswith, keys, repeat(_KEY_START))) and all(map(bytes.endswith, keys, repeat(b'"')))):
+        return None
+    latest = dict(zip(keys, range(1, len(keys) + 1)))
+    skip = set() if len(latest) == len(keys) else set(range(1, len(keys) + 1)) - set(latest.values())
+    return _Index(signature, skip, [], len(keys))
+
+
+def _careful_index(path: Path, signature: tuple[int, int]) -> _Index:
+    """The index line by line: blank lines skipped, other lines parsed, unreadable ones kept as ``BadLine``."""
+    latest: dict[bytes, int] = {}
+    skip: set[int] = set()
+    bad: list[BadLine] = []
+    n = 0
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            cut = line.find(_AFTER_KEY) if line.startswith(_KEY_START) and line.endswith(b"}\n") else -1
+            if cut > 0:
+                key = line[:cut]
+            elif not line.strip():
+                skip.add(n)  # a blank line holds no record
+                continue
+            else:
+                data, problem = _parse(line.decode("utf-8", errors="replace"))
+                if problem is not None:
+                    bad.append(BadLine(n, problem, torn=not line.endswith(b"\n")))
+                    skip.add(n)
+                    continue
+                key = _key_text(data)
+            if latest.setdefault(key, n) != n:  # a later record of the same item
+                skip.add(latest[key])
+                latest[key] = n
+    return _Index(signature, skip, bad, n)
+
+
 def new_run_id(suite_name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip("-")[:40] or "run"
     return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{slug}"
@@ -32,6 +147,8 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = path
         self._records = None
+        self._cached_index: _Index | None = None
+        self._health: tuple[tuple[int, int], RecordsHealth] | None = None
 
     @classmethod
     def create(cls, out_dir: Path, run_id: str) -> RunStore:
@@ -93,44 +210,74 @@ class RunStore:
             self._records.close()
             self._records = None
 
+    def _index(self) -> _Index:
+        """Which lines to read: the latest line of every item, found without parsing whole records.
+
+        Lines written by ``append`` start with the item's key (task, case_id, model, then output),
+        so the bytes before ``, "output": `` identify the item; other lines are parsed for it.
+        """
+        path = self.path / RECORDS
+        stat = path.stat()
+        signature = (stat.st_size, stat.st_mtime_ns)
+        if self._cached_index is None or self._cached_index.signature != signature:
+            self._cached_index = _regular_index(path, signature) or _careful_index(path, signature)
+        return self._cached_index
+
     def _lines(self) -> Iterator[dict]:
         path = self.path / RECORDS
         if not path.exists():
             return
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
+        index = self._index()
+        skip = index.skip
+        bad = list(index.bad)
+        with open(path, encoding="utf-8", errors="replace", newline="\n") as f:  # lines as the index counts them
+            for n, line in enumerate(f, 1):
+                if skip and n in skip:
+                    continue
                 try:
                     data = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn or corrupt line
-                if isinstance(data, dict):
+                    is_record = type(data["task"]) is type(data["case_id"]) is type(data["model"]) is str
+                except json.JSONDecodeError as exc:
+                    bad.append(BadLine(n, f"invalid JSON ({exc.msg})", torn=not line.endswith("\n")))
+                    continue
+                except (KeyError, TypeError, IndexError):  # not an object, or one without its key fields
+                    is_record = False
+                if is_record:
                     yield data
+                else:
+                    bad.append(BadLine(n, _parse(line)[1] or "not a record"))
+        self._finish_read(index, sorted(bad, key=lambda b: b.line))
+
+    def _finish_read(self, index: _Index, bad: list[BadLine]) -> None:
+        health = RecordsHealth(bad=bad, lines=index.lines)
+        first = self._health is None or self._health[0] != index.signature
+        self._health = (index.signature, health)
+        if first and bad:
+            print(f"warning: {health.describe(self.path / RECORDS)}", file=sys.stderr)
+
+    def health(self) -> RecordsHealth:
+        """What reading records.jsonl found (reads it once if no reader has yet)."""
+        path = self.path / RECORDS
+        if not path.exists():
+            return RecordsHealth()
+        if self._health is None or self._health[0] != self._index().signature:
+            for _ in self._lines():
+                pass
+        return self._health[1]
 
     def iter_raw(self) -> Iterator[dict]:
-        """The latest record of every item as a plain dict, in file order.
+        """The latest record of every (task, case, model) as a plain dict, in file order.
 
-        A resumed run appends new records for items it ran again; only the last one of
-        each (task, case, model) counts. Runs that were never resumed have no repeats
-        and are read in one pass.
+        An item that was run again (a resumed run, a rescore, or a line written twice) has
+        several lines; only its last readable one counts. Unreadable lines are left out and
+        reported once (see ``health``).
         """
-        if not self.read_manifest().resumed_at:
-            yield from self._lines()
-            return
-        last = {}
-        for i, data in enumerate(self._lines()):
-            last[(data.get("task"), data.get("case_id"), data.get("model"))] = i
-        keep = set(last.values())
-        for i, data in enumerate(self._lines()):
-            if i in keep:
-                yield data
+        yield from self._lines()
 
     def iter_records(self) -> Iterator[ItemResult]:
-        """The latest record of every item (see ``iter_raw``); a torn or corrupt line is skipped."""
-        for data in self.iter_raw():
-            try:
-                yield ItemResult.from_dict(data)
-            except TypeError:
-                continue
+        """The latest record of every item (see ``iter_raw``), typed."""
+        for data in self._lines():
+            yield ItemResult.from_dict(data)
 
     def latest_records(self) -> dict[tuple[str, str, str], ItemResult]:
         """The last record per (task, case, model): what a resumed run counts as done."""

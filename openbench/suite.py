@@ -7,10 +7,12 @@ for a misspelt name, a did-you-mean.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +26,7 @@ from openbench.pricing.rates import PriceOverride
 #: Model options that mean something to some providers only; each provider class lists those it reads.
 PROVIDER_OPTIONS = (
     "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "batching", "field",
-    "sampling", "reasoning_effort", "thinking", "prompt_cache", "launch", "chat_template",
+    "sampling", "reasoning_effort", "thinking", "prompt_cache", "launch", "chat_template", "constrained_decoding",
 )
 
 
@@ -124,6 +126,9 @@ class ModelSpec(_Strict):
         description="hf: static batches run until their longest answer ends; continuous refills a finished row at once "
         "(transformers' continuous batching; greedy items without stop strings). See the README's table.",
     )
+    constrained_decoding: bool = Field(
+        True, description="hf: hold answers to a task's response_format by grammar-constrained decoding (needs llguidance)."
+    )
     chat_template: Literal["model", "suite-only"] = Field(
         "model", description="suite-only: keep the template from adding a system prompt the suite did not give."
     )
@@ -153,8 +158,11 @@ class ScorerSpec(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
-    weight: float = Field(1.0, ge=0, le=1_000_000)
+    weight: float = Field(1.0, gt=0, le=1_000_000, description="Share in the task's score; above 0.")
     label: str | None = Field(None, description="Column name when a task uses one scorer type twice.")
+    target: Literal["output", "tool_arguments"] = Field(
+        "output", description="What the scorer reads: the answer's text, or the first tool call's arguments as JSON."
+    )
 
     @property
     def params(self) -> dict[str, Any]:
@@ -189,11 +197,82 @@ class DataSpec(_Strict):
         return self
 
 
+TEMPLATE_ROLES = ("system", "user", "assistant")
+
+
+class MessageTemplate(_Strict):
+    """One turn of a task's conversation; ``content`` is a Jinja2 template over the case's fields."""
+
+    role: str = Field(..., description="system, user or assistant.")
+    content: str
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        if value not in TEMPLATE_ROLES:
+            raise ValueError(f"unknown role '{value}'{registry.did_you_mean(value, TEMPLATE_ROLES)}; expected one of: {', '.join(TEMPLATE_ROLES)}")
+        return value
+
+
+class ToolSpec(_Strict):
+    """A function the model may call."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Letters, digits, _ and -, at most 64.")
+    description: str | None = None
+    parameters: dict[str, Any] = Field(..., description="JSON Schema of the arguments (an object).")
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(value)
+        if value.get("type") != "object":
+            raise ValueError("a tool's parameters must be a JSON Schema with type: object")
+        return value
+
+
+class ToolChoiceName(_Strict):
+    name: str = Field(..., description="The tool the model must call.")
+
+
+class ResponseFormatSpec(_Strict):
+    """The answer must be JSON following a schema (enforced where the provider can; see the README)."""
+
+    json_schema: dict[str, Any] = Field(..., description="A JSON Schema of the answer.")
+    name: str = Field("response", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    strict: bool = Field(True, description="OpenAI: strict schema adherence.")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(value)
+        return value
+
+
+def check_json_schema(schema: dict[str, Any]) -> None:
+    """Raise ValueError when ``schema`` is not a valid JSON Schema (draft 2020-12)."""
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(map(str, exc.path)) or "(root)"
+        raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+
+
 class TaskSpec(_Strict):
     name: str = Field(..., min_length=1)
     description: str | None = None
     system: str | None = Field(None, description="System prompt (Jinja2 template); defaults.system when unset.")
-    prompt: str = Field(..., min_length=1, description="User message, a Jinja2 template over the case's fields.")
+    prompt: str | None = Field(None, min_length=1, description="User message, a Jinja2 template over the case's fields.")
+    messages: list[MessageTemplate] | None = Field(
+        None, min_length=1, description="A conversation of templates (instead of prompt): few-shot turns, history."
+    )
+    messages_field: str | None = Field(
+        None, min_length=1, description="A case field holding a conversation in the OpenAI chat format (instead of prompt)."
+    )
+    tools: list[ToolSpec] = Field(default_factory=list, description="Functions the model may call.")
+    tool_choice: Literal["auto", "required", "none"] | ToolChoiceName | None = None
+    response_format: ResponseFormatSpec | None = None
     data: DataSpec
     scorers: list[ScorerSpec] = Field(..., min_length=1)
     pass_threshold: float | None = Field(
@@ -203,12 +282,35 @@ class TaskSpec(_Strict):
     temperature: float | None = Field(None, ge=0, le=2)
     cluster_field: str | None = Field(None, description="Case field whose items are correlated (for the statistics).")
 
+    @model_validator(mode="after")
+    def _one_conversation(self) -> TaskSpec:
+        given = [k for k in ("prompt", "messages", "messages_field") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of prompt, messages or messages_field (got {', '.join(given) or 'none'})")
+        names = [t.name for t in self.tools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tool name: {', '.join(dupes)}")
+        if self.tool_choice is not None and not self.tools:
+            raise ValueError("tool_choice needs tools")
+        if isinstance(self.tool_choice, ToolChoiceName) and self.tool_choice.name not in names:
+            raise ValueError(
+                f"tool_choice names '{self.tool_choice.name}'{registry.did_you_mean(self.tool_choice.name, names)}, "
+                f"which is not among the tools: {', '.join(names)}"
+            )
+        return self
+
 
 class GateSpec(_Strict):
     baseline: str | None = None
     candidate: str | None = None
-    margin: float = Field(0.02, gt=0, le=1)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    margin: float = Field(0.02, gt=0, le=1, description="Largest acceptable quality drop (0.02 = 2 points).")
+    confidence: float = Field(
+        0.95, ge=0.8, lt=1, description="Two-sided confidence level; the quality test is one-sided at (1 - confidence) / 2."
+    )
+    max_error_increase: float = Field(
+        0.02, ge=0, le=1, description="Largest acceptable rise in the error rate, per task (upper confidence bound)."
+    )
     max_p95_latency_s: float | None = Field(None, gt=0)
     max_cost_per_task_usd: float | None = Field(None, ge=0)
     min_pass_rate: float | None = Field(None, ge=0, le=1)
@@ -250,6 +352,14 @@ class Suite(_Strict):
         ref = model.hardware
         spec = self.hardware.get(ref) if isinstance(ref, str) else ref
         return spec.utilisation if spec is not None else None
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """What a scorer's ``validate_params(params, suite)`` may return: why, and the parameter at fault."""
+
+    message: str
+    param: str | None = None
 
 
 class LoadedSuite:
@@ -315,9 +425,12 @@ def load_suite(path: str | Path) -> LoadedSuite:
         raise SuiteError(f"not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1) from None
     if "\x00" in text:
         raise SuiteError("not a text file (contains NUL bytes)", file=str(path))
+    lines: dict[tuple, int] = {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text, lines)
+    except _DuplicateKey as exc:
+        loc = next((loc for loc, n in lines.items() if loc and loc[-1] == exc.key and n == exc.line), None)
+        raise SuiteError(exc.problem, file=str(path), line=exc.line, field=_dotted(loc) if loc else None) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -332,8 +445,6 @@ def load_suite(path: str | Path) -> LoadedSuite:
             file=str(path),
             line=1,
         )
-    lines: dict[tuple, int] = {}
-    _index_lines(node, (), lines)
     try:
         spec = Suite.model_validate(data)
     except ValidationError as exc:
@@ -342,6 +453,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     _check_provider_options(suite)
     _check_scorers(suite)
     _check_templates(suite)
+    _check_conversations(suite)
     _check_hardware(suite)
     return suite
 
@@ -351,6 +463,50 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "openbench suite"
     return schema
+
+
+# --- reading YAML ----------------------------------------------------------------------------
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first: int):
+        self.key, self.line = key, line
+        self.problem = f"duplicate key '{key}' (first given on line {first}); YAML would silently keep only the last"
+
+
+def _parse_yaml(text: str, lines: dict[tuple, int]) -> Any:
+    """The document, parsed once; ``lines`` receives the line of every key and item."""
+    loader = _suite_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _index_lines(node, (), lines)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+@functools.lru_cache(maxsize=1)
+def _suite_loader() -> type:
+    import yaml  # here, so that importing the suite models stays light
+
+    class SuiteLoader(yaml.SafeLoader):
+        """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[tuple[str, str], int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<` merges may be overridden on purpose
+                key = (key_node.tag, key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise _DuplicateKey(key_node.value, line, seen[key])
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return SuiteLoader
 
 
 # --- locating errors -------------------------------------------------------------------------
@@ -465,10 +621,13 @@ def _check_scorers(suite: LoadedSuite) -> None:
 
 def _check_params(suite: LoadedSuite, fn: Any, spec: ScorerSpec, loc: tuple) -> None:
     sig = inspect.signature(fn)
-    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name != "ctx"]
+    # ctx and tool_calls are given by the runner (see scorers/base.py), never by the suite.
+    params = [p for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in ("ctx", "tool_calls")]
     validate = getattr(fn, "validate_params", None)
     if validate is not None:
-        problem = validate(spec.params, suite.spec)
+        problem = validate(spec.params, suite)
+        if isinstance(problem, ParamProblem):
+            raise suite.error(problem.message, loc + ((problem.param,) if problem.param else ()))
         if problem:
             raise suite.error(problem, loc)
     if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
@@ -516,6 +675,7 @@ def _check_templates(suite: LoadedSuite) -> None:
     sources = [(("defaults", "system"), suite.spec.defaults.system)]
     for ti, task in enumerate(suite.spec.tasks):
         sources += [(("tasks", ti, "prompt"), task.prompt), (("tasks", ti, "system"), task.system)]
+        sources += [(("tasks", ti, "messages", mi, "content"), m.content) for mi, m in enumerate(task.messages or ())]
     for loc, source in sources:
         if source is None:
             continue
@@ -523,6 +683,22 @@ def _check_templates(suite: LoadedSuite) -> None:
             compile_template(source)
         except TemplateError as exc:
             raise suite.error(str(exc), loc) from None
+
+
+def _check_conversations(suite: LoadedSuite) -> None:
+    """A task's template turns must form a conversation every provider accepts."""
+    from openbench.conversation import turn_order_problem
+
+    for ti, task in enumerate(suite.spec.tasks):
+        if task.messages is None:
+            continue
+        roles = [m.role for m in task.messages]
+        if "system" in roles and task.system is not None:
+            raise suite.error("give the system prompt once: in `system` or as the first message, not both", ("tasks", ti, "system"))
+        problem = turn_order_problem(roles)
+        if problem is not None:
+            index, message = problem
+            raise suite.error(message, ("tasks", ti, "messages", index, "role"))
 
 
 def _check_hardware(suite: LoadedSuite) -> None:

@@ -1,8 +1,10 @@
 """From records to one row per task × model (plus an overall row per model).
 
 Every figure in tables, CSVs and reports comes from here, so they all agree.
-Quality is averaged over scored items only; errors are counted apart and never
-scored 0. Cached replays count for quality and cost, never for latency.
+An errored item (timeout, refusal by the API, a broken stream...) scores 0 and
+fails: a model that answers 70% of requests is not as good as one that answers
+all of them. The ``*_excl_errors`` fields are the secondary view, over scored
+items only. Cached replays count for quality and cost, never for latency.
 """
 
 from __future__ import annotations
@@ -14,6 +16,20 @@ from openbench.manifest import RunManifest
 from openbench.records import ItemResult
 
 ALL_TASKS = "(all)"
+# A model that ran but whose errors exceed this share of its items is "degraded"; all items errored: "failed".
+DEGRADED_ERROR_SHARE = 0.05
+
+
+def model_status(status: str | None, items: int, errors: int) -> str | None:
+    """A finished model's status, told by its records: "failed" when every item errored,
+    "degraded" above DEGRADED_ERROR_SHARE, else what the run recorded."""
+    if status not in ("ok", None) or not items:
+        return status
+    if errors == items:
+        return "failed"
+    if errors / items > DEGRADED_ERROR_SHARE:
+        return "degraded"
+    return status
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,9 @@ class SummaryRow:
     reasoning_tokens_per_task: float | None = None  # a subset of output_tokens_per_task
     thinking_p50_s: float | None = None  # send → first reasoning delta, where the stream shows it
     endpoint: str | None = None  # where an API model's answers came from
+    error_rate: float | None = None
+    quality_excl_errors: float | None = None  # secondary view: errored items left out
+    pass_rate_excl_errors: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +97,10 @@ class _Group:
         self.counted = False
         self.reasoning: list[int] = []
         self.thinking: list[float] = []
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        return self.items, self.errors
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
@@ -133,7 +156,8 @@ def summarise(
 
     def row(task: str, model: str, g: _Group) -> SummaryRow:
         info = models.get(model)
-        est = stats.mean_ci(g.scores, confidence) if g.scores else None
+        graded = g.scores + [0.0] * g.errors  # an errored item scores 0 and fails
+        est = stats.mean_ci(graded, confidence) if graded else None
         ok = g.items - g.errors
         mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
         api_cost = g.cost / g.cost_n if g.cost_n and g.cost_n == ok else None
@@ -147,12 +171,12 @@ def summarise(
             )
             usage, dedicated = costs.usage_usd, costs.dedicated_usd
         per_task, basis = (api_cost, "api") if api_cost is not None else (dedicated, "dedicated" if dedicated is not None else None)
-        pass_rate = g.passed / len(g.scores) if g.scores else None
+        pass_rate = g.passed / len(graded) if graded else None
         return SummaryRow(
             task=task,
             model=model,
             provider=info.provider if info else None,
-            status=info.status if info else None,
+            status=model_status(info.status if info else None, *overall[model].counts) if model in overall else (info.status if info else None),
             items=g.items,
             scored=len(g.scores),
             errors=g.errors,
@@ -181,6 +205,9 @@ def summarise(
             reasoning_tokens_per_task=mean(g.reasoning),
             thinking_p50_s=stats.percentile(g.thinking, 50),
             endpoint=info.endpoint if info else None,
+            error_rate=g.errors / g.items if g.items else None,
+            quality_excl_errors=sum(g.scores) / len(g.scores) if g.scores else None,
+            pass_rate_excl_errors=g.passed / len(g.scores) if g.scores else None,
         )
 
     task_order = {t: i for i, t in enumerate(manifest.tasks if manifest is not None else [])}

@@ -28,7 +28,7 @@ apt_install() {  # COMMAND PACKAGE WHAT-HAPPENS-WITHOUT-IT
 # The code scorer's sandbox uses bubblewrap where it works (README: "The code sandbox").
 apt_install bwrap bubblewrap "the code sandbox falls back to its weaker process-group isolation"
 if [ "${1:-}" = "--test" ]; then
-  pip install -e ".[test,serve]"
+  pip install -e ".[test,serve,grammar]"
   # The HTML report's browser test needs a headless Chromium (Debian's package).
   apt_install chromium chromium "the HTML report's browser test will be skipped"
 fi

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from typer.testing import CliRunner
+
+# scripts/build_tiny_tools.py builds the shipped tool-calling tiny model; its bigram builder serves the tests too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 # Words of the tiny model's world. The model is a deterministic bigram machine over them:
 # after a number word it says the next one, "eight" ends the answer, any other word
@@ -91,37 +95,12 @@ def tiny_tokenizer() -> Any:
 
 def tiny_model(tokenizer: Any, hidden: int = 32) -> Any:
     """A 2-layer Llama whose greedy output follows the COUNT chain, with live (random) attention and MLPs."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from build_tiny_tools import bigram_llama
 
     vocab = tokenizer.get_vocab()
-    assert len(vocab) <= hidden, "one-hot embeddings need a vocabulary no larger than hidden_size"
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config).eval()
     nxt = {vocab[a]: vocab[b] for a, b in zip(COUNT, COUNT[1:])}
     nxt[vocab[COUNT[-1]]] = tokenizer.eos_token_id
-    with torch.no_grad():
-        # One-hot embeddings carry the current token through the residual stream; the random
-        # layers (std 0.02) perturb it far less than the lm_head margin, so argmax is the table.
-        model.model.embed_tokens.weight.copy_(torch.eye(len(vocab), hidden))
-        head = torch.zeros(len(vocab), hidden)
-        for tok in range(len(vocab)):
-            head[nxt.get(tok, vocab[COUNT[0]]), tok] = 10.0
-        model.lm_head.weight.copy_(head)
-    return model
+    return bigram_llama(tokenizer, {tok: nxt.get(tok, vocab[COUNT[0]]) for tok in vocab.values()}, hidden)
 
 
 @pytest.fixture(scope="session")

@@ -477,6 +477,118 @@ class _AnthropicFormat:
         ).encode()
 
 
+# --------------------------------------------------------------------------- tool calls
+
+
+def _tool_call_fragments(calls: list[dict[str, Any]], size: int = 8) -> list[tuple[int, str]]:
+    """(call index, piece of its arguments JSON) in stream order: each call's arguments in ``size``-char pieces.
+
+    A call's ``arguments`` may be a mapping (sent as JSON) or a string sent as is (to test invalid JSON).
+    """
+    out: list[tuple[int, str]] = []
+    for i, call in enumerate(calls):
+        raw = call.get("arguments", {})
+        text = raw if isinstance(raw, str) else _dumps(raw)
+        pieces = [text[j : j + size] for j in range(0, len(text), size)] or [""]
+        out += [(i, piece) for piece in pieces]
+    return out
+
+
+class _ToolCallPieces:
+    """The tool calls of one reply as stream pieces, handed out in order by the formats below."""
+
+    def __init__(self, plan: _Plan, calls: list[dict[str, Any]], id_prefix: str, id_length: int):
+        self.calls = calls
+        self.ids = [f"{id_prefix}{_random_id('', id_length)}" for _ in calls]
+        self.fragments = _tool_call_fragments(calls)
+        self._sent = 0
+        plan.tokens = [piece for _, piece in self.fragments]  # one output token per piece
+
+    def next(self) -> tuple[int, str, bool]:
+        """(call index, arguments piece, whether it is the call's first piece)."""
+        index, piece = self.fragments[self._sent]
+        self._sent += 1
+        return index, piece, self._sent == 1 or self.fragments[self._sent - 2][0] != index
+
+    def arguments(self, index: int) -> str:
+        return "".join(p for j, p in self.fragments if j == index)
+
+
+class _OpenAIToolCallFormat(_OpenAIFormat):
+    """Chat Completions answering with ``tool_calls``: the first delta of a call carries its id, type and
+    name, later ones only ``function.arguments`` pieces, all keyed by ``index``; finish_reason "tool_calls"."""
+
+    def __init__(self, plan: _Plan, calls: list[dict[str, Any]]):
+        super().__init__(plan)
+        self.pieces = _ToolCallPieces(plan, calls, "call_", 24)
+        plan.finish = "tool_calls"  # type: ignore[assignment]
+
+    def content_chunk(self, token: str) -> bytes:
+        index, piece, first = self.pieces.next()
+        call: dict[str, Any] = {"index": index, "function": {"arguments": piece}}
+        if first:
+            call |= {"id": self.pieces.ids[index], "type": "function", "function": {"name": self.pieces.calls[index]["name"], "arguments": piece}}
+        return self._choice(_dumps({"tool_calls": [call]}), None)
+
+    def body(self) -> bytes:
+        data = json.loads(super().body())
+        message = data["choices"][0]["message"]
+        message["content"] = None
+        message["tool_calls"] = [
+            {"id": self.pieces.ids[i], "type": "function", "function": {"name": c["name"], "arguments": self.pieces.arguments(i)}}
+            for i, c in enumerate(self.pieces.calls)
+        ]
+        return _dumps(data).encode()
+
+
+class _AnthropicToolUseFormat(_AnthropicFormat):
+    """Messages answering with ``tool_use`` blocks: content_block_start (input {}), then ``input_json_delta``
+    pieces, then content_block_stop, per call; stop_reason "tool_use"."""
+
+    def __init__(self, plan: _Plan, calls: list[dict[str, Any]]):
+        super().__init__(plan)
+        self.pieces = _ToolCallPieces(plan, calls, "toolu_01", 22)
+
+    def _stop_reason(self) -> str:
+        return "tool_use"
+
+    def stream_head(self) -> list[bytes]:
+        head = super().stream_head()
+        return [event for event in head if b"content_block_start" not in event]
+
+    def content_chunk(self, token: str) -> bytes:
+        index, piece, first = self.pieces.next()
+        events = b""
+        if first:
+            if index > 0:
+                events += _sse(_dumps({"type": "content_block_stop", "index": index - 1}), "content_block_stop")
+            block = {"type": "tool_use", "id": self.pieces.ids[index], "name": self.pieces.calls[index]["name"], "input": {}}
+            events += _sse(_dumps({"type": "content_block_start", "index": index, "content_block": block}), "content_block_start")
+        delta = {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}}
+        return events + _sse(_dumps(delta), "content_block_delta")
+
+    def stream_tail(self) -> list[bytes]:
+        tail = super().stream_tail()
+        return [_sse(_dumps({"type": "content_block_stop", "index": len(self.pieces.calls) - 1}), "content_block_stop")] + [
+            event for event in tail if b"content_block_stop" not in event
+        ]
+
+    def body(self) -> bytes:
+        data = json.loads(super().body())
+        data["content"] = [
+            {"type": "tool_use", "id": self.pieces.ids[i], "name": c["name"], "input": c.get("arguments") if isinstance(c.get("arguments"), dict) else {}}
+            for i, c in enumerate(self.pieces.calls)
+        ]
+        return _dumps(data).encode()
+
+
+def _format_for(api: Api, plan: _Plan, calls: list[dict[str, Any]] | None) -> _OpenAIFormat | _AnthropicFormat:
+    """The wire format of one reply: text, or tool calls when ``tool_calls_fn`` asked for some."""
+    if calls:
+        return _OpenAIToolCallFormat(plan, calls) if api == "openai" else _AnthropicToolUseFormat(plan, calls)
+    return _OpenAIFormat(plan) if api == "openai" else _AnthropicFormat(plan)
+
+
 @dataclass(frozen=True)
 class _ErrorShape:
     openai_type: str
@@ -759,6 +871,7 @@ class FakeServer:
         per_token_s: float = 0.0,
         reply: str | None = None,
         reply_fn: Callable[[dict[str, Any]], str] | None = None,
+        tool_calls_fn: Callable[[dict[str, Any]], list[dict[str, Any]] | None] | None = None,
         tokens: int | None = None,
         cached_tokens: int = 0,
         cache_write_tokens: int = 0,
@@ -786,6 +899,8 @@ class FakeServer:
         # Reply text precedence: reply_fn(request) > reply > "tok0 tok1 ..." (tokens) > DEFAULT_REPLY.
         self.reply = reply
         self.reply_fn = reply_fn
+        # When it returns calls ([{name, arguments}]) for a request, the reply is those tool calls.
+        self.tool_calls_fn = tool_calls_fn
         self.tokens = tokens
         # Cache and reasoning counts are clamped so that they stay subsets of the totals.
         self.cached_tokens = cached_tokens
@@ -1037,11 +1152,11 @@ class FakeServer:
             return request.keep_alive
         try:
             plan = self._plan(api, body, request_id, fault)
+            fmt = _format_for(api, plan, self.tool_calls_fn(body) if self.tool_calls_fn else None)
         except Exception as exc:  # a failing reply_fn is a test bug: surface it loudly as a 500
             self._error(exchange, record, api, 500, request_id, f"fakeserver reply_fn failed: {exc!r}")
             return request.keep_alive
 
-        fmt = _OpenAIFormat(plan) if api == "openai" else _AnthropicFormat(plan)
         kind = fault.kind if fault else "ok"
         async with self._slot():
             record.started_at = time.perf_counter() if self.slots else record.received_at

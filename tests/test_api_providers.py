@@ -217,8 +217,9 @@ def test_permanent_server_error_is_recorded_per_item(serve, run, provider) -> No
     srv = serve(fail_all="500")
     outcome = run([model("m", provider, max_retries=1)], cases("a", "b", "c"))
 
-    assert outcome.exit_code == 0, outcome.output
+    assert outcome.exit_code == 1, outcome.output  # every item errored: the model failed, and so does the run
     assert outcome.manifest["status"] == "completed"
+    assert outcome.model_entry("m")["status"] == "failed"
     records = outcome.of("m")
     assert sorted(records) == ["c0", "c1", "c2"]
     for rec in records.values():
@@ -248,7 +249,7 @@ def test_bad_key_fails_the_model_once(serve, run, provider) -> None:
     srv = serve(api_key="the-right-key")
     outcome = run([model("m", provider, concurrency=2)], cases(*[f"w{i}" for i in range(20)]))
 
-    assert outcome.exit_code == 0, outcome.output
+    assert outcome.exit_code == 1, outcome.output  # a failed model fails the run (a missing key only skips it)
     entry = outcome.model_entry("m")
     assert entry["status"] == "failed" and entry["reason"].startswith("auth")
     # Only the items already in flight were sent, once each; the others were not tried.

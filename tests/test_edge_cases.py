@@ -89,12 +89,17 @@ def test_a_candidate_with_only_errors_fails_the_gate_instead_of_crashing(write_s
 name: g
 models:
   - {id: base, provider: fake, model: m}
-  - {id: broken, provider: reference, model: r, field: nowhere}
+  - {id: broken, provider: reference, model: r, field: boom}
 tasks:
-  - {name: t, prompt: "{{ q }}", data: {cases: [{id: "1", q: x, answer: x}, {id: "2", q: y, answer: y}]}, scorers: [{type: exact}]}
-"""
+  - name: t
+    prompt: "{{ q }}"
+    data: {cases: [{id: "1", q: x, answer: x, boom: boom}, {id: "2", q: y, answer: y, boom: boom}]}
+    scorers: [{type: python, path: "check.py:same"}]
+""",
+        # The broken model's every answer makes the scorer fail: its items are all errors.
+        {"check.py": "def same(output, case):\n    if output == 'boom':\n        raise ValueError(output)\n    return output == case['answer']\n"},
     )
-    assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 0
+    assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 1  # 'broken' failed every item
     result = invoke("gate", str(_run_dir(tmp_path / "out")), "-b", "base", "-c", "broken", "--margin", "0.1")
     assert result.exit_code == 1, result.output
     assert "[FAIL] quality non-inferiority" in result.output and "[FAIL] errors" in result.output
@@ -192,7 +197,7 @@ tasks:
     with FakeServer(reply="ok then") as srv:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-rescore")
         monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
-        assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 0
+        assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 1  # every scoring failed
         run = _run_dir(tmp_path / "out")
         first = [r for r in _records(tmp_path / "out")]
         assert all(r["error_kind"] == "scorer" and r["output"] == "ok then" for r in first)

@@ -482,3 +482,35 @@ def test_split_tokens_round_trips() -> None:
     for text in ["Paris is the capital.", "  lead and trail  ", "one", "", "a\n\nb\tc "]:
         assert "".join(split_tokens(text)) == text
     assert split_tokens("Paris is  here") == ["Paris", " is", "  here"]
+
+
+# -- tool calls, as the SDKs' own stream accumulators read them -------------------------------------
+
+TOOL_CALLS = [{"name": "lookup_order", "arguments": {"order_id": "48213", "verbose": True}}, {"name": "ping", "arguments": {}}]
+
+
+def test_openai_tool_call_deltas_accumulate_in_the_sdk() -> None:
+    with FakeServer(tool_calls_fn=lambda body: TOOL_CALLS) as server:
+        client = oai(server)
+        tools = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+        with client.chat.completions.stream(model="m", messages=[{"role": "user", "content": "hi"}], tools=tools) as stream:
+            final = stream.get_final_completion()
+        whole = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    for message, finish in ((final.choices[0].message, final.choices[0].finish_reason), (whole.choices[0].message, whole.choices[0].finish_reason)):
+        assert finish == "tool_calls"
+        calls = [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls]
+        assert calls == [(c["name"], c["arguments"]) for c in TOOL_CALLS]
+        assert all(c.id.startswith("call_") for c in message.tool_calls)
+
+
+def test_anthropic_tool_use_blocks_accumulate_in_the_sdk() -> None:
+    with FakeServer(tool_calls_fn=lambda body: TOOL_CALLS) as server:
+        client = ant(server)
+        with client.messages.stream(model="m", max_tokens=64, messages=[{"role": "user", "content": "hi"}]) as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_message()
+        whole = ant_create(client)
+    assert "input_json" in kinds  # the SDK's name for an input_json_delta
+    for message in (final, whole):
+        assert message.stop_reason == "tool_use"
+        assert [(b.type, b.name, b.input) for b in message.content] == [("tool_use", c["name"], c["arguments"]) for c in TOOL_CALLS]

@@ -110,7 +110,7 @@ def test_gate_usage_errors_exit_2(run_dir, invoke, tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "not a run folder" in missing.output
 
 
-def test_declared_clusters_switch_to_the_cluster_bootstrap(write_suite, invoke, tmp_path: Path) -> None:
+def test_declared_clusters_switch_to_the_cluster_interval(write_suite, invoke, tmp_path: Path) -> None:
     cases = "".join(json.dumps({"id": f"c{i}", "q": f"q{i}", "answer": str(i), "doc": f"d{i // 5}"}) + "\n" for i in range(100))
     suite = SUITE.split("tasks:")[0] + """tasks:
   - name: add
@@ -124,6 +124,6 @@ def test_declared_clusters_switch_to_the_cluster_bootstrap(write_suite, invoke, 
     run = next((tmp_path / "out").iterdir())
     result = invoke("compare", str(run), "-b", "base", "-c", "worse")
     assert result.exit_code == 0, result.output
-    assert "cluster-bootstrap" in result.output
+    assert "cluster-t" in result.output
     record = json.loads((run / "records.jsonl").read_text().splitlines()[7])
     assert record["cluster"] == "d1"

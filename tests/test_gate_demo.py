@@ -37,10 +37,15 @@ def test_small_model_fails_against_base_with_reasons(run_dir: Path) -> None:
     assert "candidate − baseline = -" in quality["detail"]
 
 
-def test_base_against_itself_passes(run_dir: Path) -> None:
-    result = _invoke("gate", str(run_dir), "--candidate", "tiny-base")
+def test_base_against_itself_passes_at_a_margin_40_items_can_resolve(run_dir: Path) -> None:
+    # The suite's 2 s p95 latency limit is not what this test is about (a busy machine can exceed it).
+    result = _invoke("gate", str(run_dir), "--candidate", "tiny-base", "--margin", "0.1", "--max-p95-latency", "60")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("PASS")
+    # 40 identical answers per task cannot rule out a 5-point drop: a model 8.8 points worse
+    # would give 40 identical answers 2.5% of the time.
+    strict = _invoke("gate", str(run_dir), "--candidate", "tiny-base")
+    assert strict.exit_code == 1 and "[FAIL] quality non-inferiority (addition)" in strict.output
 
 
 def test_a_margin_finer_than_the_suite_can_resolve_says_so(run_dir: Path) -> None:

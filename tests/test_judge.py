@@ -141,7 +141,7 @@ tasks:
     scorers: [{{type: judge, model: grader, max_tokens: 4}}]
 """
     )
-    assert invoke("run", str(suite), "--out", str(tmp_path / "out"), "-m", "cand").exit_code == 0
+    assert invoke("run", str(suite), "--out", str(tmp_path / "out"), "-m", "cand").exit_code == 1  # every item errored
     for record in _records(tmp_path / "out"):
         assert record["error_kind"] == "scorer" and record["score"] is None
         judge = record["judge"]

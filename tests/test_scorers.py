@@ -210,12 +210,19 @@ def test_combine_weights_and_threshold():
     assert combine(scorers, '{"a": "1", "b": "2"}', {}, 1.0)[1] is True  # exactly at the threshold
 
 
-def test_combine_uses_labels_and_zero_weight():
-    scorers = [bound(type="contains", expected="x", label="has_x"), bound(type="contains", expected="zzz", label="has_zzz", weight=0)]
+def test_combine_uses_labels_and_weights():
+    scorers = [bound(type="contains", expected="x", label="has_x"), bound(type="contains", expected="zzz", label="has_zzz", weight=3)]
     score, passed, detail = combine(scorers, "x only", {}, None)
     assert set(detail) == {"has_x", "has_zzz"}
-    assert score == 1.0  # a zero-weight scorer reports but does not count
-    assert passed is False  # ...yet must still pass when no threshold is set
+    assert score == 0.25  # (1 × 1 + 0 × 3) / 4
+    assert passed is False  # every scorer must pass when no threshold is set
+
+
+@pytest.mark.parametrize("weight", [0, -0.5])
+def test_a_weight_of_zero_or_less_is_refused(weight):
+    # A lone zero-weight scorer would make quality 0.00 with every item passing.
+    with pytest.raises(ValueError, match="greater than 0"):
+        ScorerSpec(type="exact", weight=weight)
 
 
 # -- a scorer that raises, through the real runner ---------------------------------------------------
@@ -255,4 +262,7 @@ def test_scorer_exception_makes_item_an_error_not_zero(write_suite, invoke, tmp_
     summary = (run_dir / "summary.csv").read_text().splitlines()
     header = summary[0].split(",")
     row = dict(zip(header, summary[1].split(",")))
-    assert row["errors"] == "1" and row["scored"] == "2" and float(row["quality_mean"]) == 1.0
+    assert row["errors"] == "1" and row["scored"] == "2"
+    # The errored item counts as a failure; the secondary view leaves it out.
+    assert float(row["quality_mean"]) == pytest.approx(2 / 3) and float(row["pass_rate"]) == pytest.approx(2 / 3)
+    assert float(row["quality_excl_errors"]) == 1.0 and float(row["pass_rate_excl_errors"]) == 1.0

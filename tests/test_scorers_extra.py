@@ -24,9 +24,9 @@ slow = pytest.mark.slow
 CASE: dict = {}
 
 
-def run_suite(invoke, suite: Path, out: Path) -> list[dict]:
+def run_suite(invoke, suite: Path, out: Path, expect: int = 0) -> list[dict]:
     result = invoke("run", suite, "--out", out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == expect, result.output
     (run_dir,) = out.iterdir()
     return [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
 
@@ -422,8 +422,11 @@ def test_python_scorer_errors(write_suite, invoke, tmp_path):
     with pytest.raises(SuiteError, match="scorer 'python' needs `path"):
         load_suite(write_suite(reference_suite("              - {type: python, min_words: 3}\n", cases)))
     suite = write_suite(reference_suite(f"              - {{type: python, path: '{tmp_path / 'checks.py'}:nope'}}\n", cases))
-    (record,) = run_suite(invoke, suite, tmp_path / "out")
-    assert "has no function 'nope'" in record["error"] and "long_enough" in record["error"]
+    # Caught before anything runs, with the functions the file has.
+    result = invoke("run", suite, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "tasks[0].scorers[0].path" in result.output
+    assert "has no function 'nope'" in result.output and "long_enough" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_as_score_conversions():

@@ -10,6 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from openbench.providers.base import AttemptError
+from openbench.providers.chatformat import (
+    AnthropicToolBlocks,
+    anthropic_conversation,
+    anthropic_structured_mode,
+    anthropic_tool_fields,
+    forced_tool_answer,
+)
 from openbench.providers.sampling import Rule
 from openbench.providers.sse import SDKProvider, events, throttle_from
 from openbench.records import ChatRequest, Completion, Usage
@@ -34,11 +41,11 @@ class AnthropicProvider(SDKProvider):
 
     def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
         model = self.policy.model  # the model's id, as the notes name it
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        system, messages, _ = anthropic_conversation(request.messages)
         max_tokens = request.sampling.max_tokens
         body: dict[str, Any] = {
             "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+            "messages": messages,
             "max_tokens": max_tokens,
             "stream": True,
         }
@@ -63,6 +70,7 @@ class AnthropicProvider(SDKProvider):
                 self.policy.note(
                     f"{model}: max_tokens {max_tokens} raised to {body['max_tokens']} (thinking budget {thinking.budget_tokens} + {max_tokens} for the answer)"
                 )
+        body.update(anthropic_tool_fields(request, can_force=self._can_force_tool))
         body.update(self.spec.params)
         return body
 
@@ -72,10 +80,15 @@ class AnthropicProvider(SDKProvider):
         return thinking.budget_tokens + max_tokens if thinking is not None and max_tokens <= thinking.budget_tokens else max_tokens
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
-        return await self._exchange(request, clock, lambda response: self._read(response, clock))
+        return await self._exchange(request, clock, lambda response: self._read(response, clock, request))
 
-    async def _read(self, response: Any, clock: AttemptClock) -> Completion:
+    @property
+    def _can_force_tool(self) -> bool:
+        return self.spec.thinking is None  # with extended thinking, Anthropic refuses a forced tool_choice
+
+    async def _read(self, response: Any, clock: AttemptClock, request: ChatRequest) -> Completion:
         parts: list[str] = []
+        tool_blocks = AnthropicToolBlocks()
         start_usage: dict[str, Any] = {}
         output_tokens = None
         thinking_tokens = 0
@@ -90,8 +103,12 @@ class AnthropicProvider(SDKProvider):
                     parts.append(delta["text"])
                 elif delta.get("type") == "thinking_delta":
                     clock.thought()
+                elif tool_blocks.delta(event):
+                    clock.chunk()  # tool input streaming counts as tokens, for TTFT too
             elif kind == "content_block_start" and ((event.get("content_block") or {}).get("type") in _THINKING_BLOCKS):
                 clock.thought()
+            elif kind == "content_block_start" and tool_blocks.start(event):
+                clock.chunk()  # the tool's name is the model's first output
             elif kind == "message_start":
                 start_usage = (event.get("message") or {}).get("usage") or {}
                 output_tokens = start_usage.get("output_tokens")
@@ -112,13 +129,22 @@ class AnthropicProvider(SDKProvider):
         timing = clock.finish()
         if not finished:
             raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)
+        answer, calls = forced_tool_answer(request, tool_blocks.calls(), self._can_force_tool)
         return Completion(
-            text="".join(parts),
+            text=answer if answer is not None else "".join(parts),
             usage=_usage(start_usage, output_tokens, thinking_tokens),
             timing=timing,
             finish_reason=stop_reason,
             throttle_s=throttle_from(response.headers),
+            tool_calls=calls,
+            structured_output=anthropic_structured_mode(request, self._can_force_tool),
+            notes=_merge_note(request),
         )
+
+
+def _merge_note(request: ChatRequest) -> tuple[str, ...]:
+    merges = anthropic_conversation(request.messages)[2]
+    return (f"{merges} adjacent same-role turn(s) merged for Anthropic's alternating turns",) if merges else ()
 
 
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")

@@ -117,6 +117,9 @@ class Provider:
     def check(self) -> None:
         """Raise MissingKey / MissingDependency / OpenbenchError if this model cannot run at all."""
 
+    def check_tasks(self, tasks: list[Any]) -> None:
+        """Raise OpenbenchError when this model cannot serve what the tasks ask for (tools, say)."""
+
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, changes this provider's output."""
         return {"provider": self.spec.provider, "model": self.spec.model, "base_url": self.spec.base_url}

@@ -4,6 +4,9 @@ It answers a case field (``params.answer_field``, default ``answer``) correctly
 for a fraction ``params.accuracy`` of cases (chosen by a hash of the prompt, so
 the same case always gets the same answer) and waits ``params.ttft_s`` and
 ``params.per_token_s`` to imitate streaming. It costs nothing and needs nothing.
+To imitate an unreliable endpoint it times out on a hash-chosen fraction
+``params.error_rate`` of cases, and on every case whose field
+``params.error_field`` is true.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import hashlib
 from typing import Any
 
-from openbench.providers.base import Provider
+from openbench.providers.base import AttemptError, Provider
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -32,6 +35,11 @@ class FakeProvider(Provider):
         prompt = "\n".join(m.content for m in request.messages)
         digest = hashlib.sha256((self.spec.model + prompt).encode()).digest()
         right = int.from_bytes(digest[:4], "big") / 2**32 < float(self._param("accuracy", 1.0))
+        error_field = self._param("error_field", None)
+        if int.from_bytes(digest[4:8], "big") / 2**32 < float(self._param("error_rate", 0.0)) or (
+            error_field and case.get(error_field)
+        ):
+            raise AttemptError("timeout", "the fake model timed out (params.error_rate / error_field)")
         answer = str(case.get(self._param("answer_field", "answer"), ""))
         text = answer if right else f"not {answer}"
         tokens = text.split() or [""]

@@ -21,9 +21,16 @@ from typing import Any
 
 from openbench.errors import MissingDependency, OpenbenchError
 from openbench.providers.base import AttemptError, Provider
+from openbench.providers.chatformat import (
+    decode_keeping_tool_tags,
+    hf_messages,
+    hf_tools,
+    parse_tagged_tool_calls,
+    template_reads_tools,
+)
 from openbench.parity import TemplateFacts, fingerprint, template_facts
 from openbench.providers.tokens import fast_counter, save_tokenizer, tokenizer_folder
-from openbench.records import ChatRequest, Completion, Sampling, Usage
+from openbench.records import ChatRequest, Completion, Sampling, StructuredMode, Usage
 from openbench.timing import AttemptClock
 
 PKG_SCHEME = "pkg://"
@@ -120,7 +127,7 @@ class HFProvider(Provider):
     # Generation is bounded on the worker thread (max_tokens, and timeout_s from the start of its
     # batch's generation), not by the runner's per-request timeout, which would count queueing.
     runner_timeout = False
-    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching", "chat_template"})
+    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching", "chat_template", "constrained_decoding"})
     #: Rendered prompts kept for the run folder (prompts/<model>.txt).
     SAMPLES = 5
 
@@ -134,6 +141,8 @@ class HFProvider(Provider):
         self._load_s: float | None = None
         self._manager: Any = None  # transformers' continuous-batching manager (batching: continuous)
         self._request_ids = itertools.count()
+        self._grammars: Any = None
+        self._schemas: list[dict[str, Any]] = []  # response formats to enforce by constrained decoding
         self._template: TemplateFacts | None = None
         self._injected = 0
         self._rendered: dict[tuple, str] = {}
@@ -200,6 +209,13 @@ class HFProvider(Provider):
             tok.pad_token = tok.eos_token
         self._model = model
         self._device = model.device
+        if self._schemas:
+            from openbench.providers import grammar
+
+            if grammar.available():  # vocabulary walk and schema compiles: part of loading, not of any item's latency
+                self._grammars = grammar.SchemaGrammars(tok, model.get_output_embeddings().weight.shape[0])
+                for schema in self._schemas:
+                    self._grammars.matcher(schema)
         self._load_s = perf_counter() - started
 
     def describe(self) -> dict[str, Any]:
@@ -226,11 +242,22 @@ class HFProvider(Provider):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def _render(self, messages: list[dict[str, str]]) -> str:
+    def check_tasks(self, tasks: list[Any]) -> None:
+        if self.spec.constrained_decoding:
+            self._schemas = [t.response_format.json_schema for t in tasks if t.response_format]
+        with_tools = [t.name for t in tasks if t.tools]
+        if with_tools and not template_reads_tools(self.tokenizer()):
+            raise OpenbenchError(
+                f"model '{self.spec.id}': its chat template has no tool support (it never reads `tools`), "
+                f"so tools would be silently dropped; tasks with tools: {', '.join(with_tools)}"
+            )
+
+    def _render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
         tok = self.tokenizer()
         if getattr(tok, "chat_template", None):
-            return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return "\n\n".join(m["content"] for m in messages) + "\n"
+            offered = {"tools": tools} if tools else {}
+            return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **offered)
+        return "\n\n".join(m["content"] or "" for m in messages) + "\n"
 
     def template_facts(self) -> TemplateFacts | None:
         if self._template is None:
@@ -240,10 +267,11 @@ class HFProvider(Provider):
 
     def _prompt_text(self, request: ChatRequest) -> str:
         """The prompt exactly as the model sees it (memoised: generation and the record's fingerprint both need it)."""
-        text = self._rendered.get(request.messages)
+        key = (request.messages, request.tools)
+        text = self._rendered.get(key)
         if text is not None:
             return text
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        messages = hf_messages(request.messages)
         facts = self.template_facts()
         if facts.injected_system and not any(m["role"] == "system" for m in messages):
             if self.spec.chat_template == "suite-only":
@@ -251,10 +279,10 @@ class HFProvider(Provider):
                 messages = [{"role": "system", "content": ""}, *messages]
             else:
                 self._injected += 1
-        text = self._render(messages)
+        text = self._render(messages, hf_tools(request.tools) if request.tools else None)
         if len(self._rendered) >= 4096:
             self._rendered.clear()
-        self._rendered[request.messages] = text
+        self._rendered[key] = text
         if len(self._samples) < self.SAMPLES:
             self._samples.append(text)
         return text
@@ -288,7 +316,7 @@ class HFProvider(Provider):
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
         s = request.sampling
-        if self._manager is not None and s.temperature == 0 and not s.stop:
+        if self._manager is not None and s.temperature == 0 and not s.stop and not request.tools and not request.response_format:
             return await self._complete_continuous(request, clock)
         loop = asyncio.get_running_loop()
         job = _Job(request, clock, loop.create_future(), loop)
@@ -416,6 +444,9 @@ class HFProvider(Provider):
         }
         deadline = _Deadline(self.spec.timeout_s)
         criteria = [deadline]
+        constrained = self._schema_constraint(requests, enc["input_ids"].shape[1])
+        if constrained is not None:
+            gen["logits_processor"] = constrained
         if sampling.stop:
             # Stop where an API server would, so tokens and time are not spent past the stop.
             criteria.append(_StopStrings(tok, sampling.stop, enc["input_ids"].shape[1]))
@@ -437,25 +468,40 @@ class HFProvider(Provider):
         streamer.end()
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         completions: list[Completion | AttemptError] = []
-        for ids, row, clock, n_in in zip(new, streamer.rows, clocks, prompt_lens):
+        for ids, row, clock, n_in, request in zip(new, streamer.rows, clocks, prompt_lens, requests):
             if row.cut and row.tokens < sampling.max_tokens and deadline.expired:
                 completions.append(AttemptError("timeout", f"generation still running after timeout_s={self.spec.timeout_s:g}s (stopped)"))
                 continue
             ids = ids[: row.tokens]
-            text = tok.decode(ids, skip_special_tokens=True)
+            text = decode_keeping_tool_tags(tok, ids) if request.tools else tok.decode(ids, skip_special_tokens=True)
             text, stopped = _apply_stop(text, sampling.stop)
             if row.first is not None:
                 clock.first, clock.last, clock.chunks = row.first, row.last, row.content_tokens
             finish = "stop" if (stopped or (ids and ids[-1] in eos_ids)) else "length"
+            calls: tuple = ()
+            if request.tools:
+                text, calls = parse_tagged_tool_calls(text)
             completions.append(
                 Completion(
                     text=text.strip(),
                     usage=Usage(input_tokens=int(n_in), output_tokens=row.tokens),
                     timing=clock.finish(row.end),
-                    finish_reason=finish,
+                    finish_reason="tool_calls" if calls else finish,
+                    tool_calls=calls,
+                    structured_output=StructuredMode.GRAMMAR if constrained is not None and request.response_format else None,
                 )
             )
         return completions
+
+
+    def _schema_constraint(self, requests: list[ChatRequest], prompt_len: int) -> Any:
+        """A logits processor holding each row with a response format to its schema, or None."""
+        if self._grammars is None or not any(r.response_format for r in requests):
+            return None  # without llguidance the schema is recorded as not enforced (not sent)
+        from transformers import LogitsProcessorList
+
+        schemas = [r.response_format.schema if r.response_format else None for r in requests]
+        return LogitsProcessorList([self._grammars.logits_processor(schemas, prompt_len)])
 
 
 class _Deadline:

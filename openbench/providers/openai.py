@@ -15,7 +15,8 @@ from typing import Any
 from openbench.errors import OpenbenchError
 from openbench.providers.base import AttemptError, Provider
 from openbench.providers.sse import DONE, SDKProvider, events, throttle_from
-from openbench.records import ChatRequest, Completion, Usage
+from openbench.providers.chatformat import OpenAIToolCallDeltas, openai_messages, openai_tool_fields
+from openbench.records import ChatRequest, Completion, StructuredMode, Usage
 from openbench.timing import AttemptClock
 
 
@@ -39,7 +40,7 @@ class OpenAIProvider(SDKProvider):
     def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": openai_messages(request.messages),
             "stream": True,
             "stream_options": {"include_usage": True},
             self._max_tokens_field: request.sampling.max_tokens,
@@ -47,16 +48,18 @@ class OpenAIProvider(SDKProvider):
         body.update((name, value) for name, value in params.items() if value is not None)
         if self.spec.reasoning_effort is not None:
             body["reasoning_effort"] = self.spec.reasoning_effort
+        body.update(openai_tool_fields(request))
         body.update(self.spec.params)
         return body
 
     _max_tokens_field = "max_completion_tokens"
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
-        return await self._exchange(request, clock, lambda response: self._read(response, clock))
+        return await self._exchange(request, clock, lambda response: self._read(response, clock, request))
 
-    async def _read(self, response: Any, clock: AttemptClock) -> Completion:
+    async def _read(self, response: Any, clock: AttemptClock, request: ChatRequest) -> Completion:
         parts: list[str] = []
+        tool_deltas = OpenAIToolCallDeltas()
         usage = None
         finish = None
         done = False
@@ -74,6 +77,8 @@ class OpenAIProvider(SDKProvider):
                     parts.append(text)
                 elif delta.get("reasoning_content") or delta.get("reasoning"):
                     clock.thought()  # servers that stream the reasoning (vLLM, SGLang) show when it began
+                if delta.get("tool_calls") and tool_deltas.add(delta["tool_calls"]):
+                    clock.chunk()  # a tool-call delta is the model's first token as much as text is
                 finish = choice.get("finish_reason") or finish
             if event.get("usage"):
                 usage = event["usage"]
@@ -81,8 +86,17 @@ class OpenAIProvider(SDKProvider):
         if not done and finish is None and usage is None:
             raise AttemptError("stream_cut", "the stream ended before a finish reason, usage or [DONE]", retryable=True)
         return Completion(
-            text="".join(parts), usage=_usage(usage), timing=timing, finish_reason=finish, throttle_s=throttle_from(response.headers)
+            text="".join(parts),
+            usage=_usage(usage),
+            timing=timing,
+            finish_reason=finish,
+            throttle_s=throttle_from(response.headers),
+            tool_calls=tool_deltas.calls(),
+            structured_output=self._structured_mode if request.response_format else None,
         )
+
+    #: A strict json_schema response format is enforced by OpenAI itself.
+    _structured_mode = StructuredMode.STRICT
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -96,6 +110,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     options = frozenset({"base_url", "api_key_env", "sampling", "reasoning_effort", "launch"})
     default_endpoint, vendor = None, None  # no vendor default: the endpoint is the point
     _max_tokens_field = "max_tokens"  # what every compatible server understands
+    # vLLM and SGLang enforce response_format; other servers may ignore it, so it counts as requested only.
+    _structured_mode = StructuredMode.REQUESTED
 
     def __init__(self, spec: Any, suite_dir: Any):
         super().__init__(spec, suite_dir)

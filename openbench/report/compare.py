@@ -25,7 +25,7 @@ def render_comparison(result, max_flips: int = 10, stream=None) -> None:
         table.add_column(name, justify="left" if name == "task" else "right")
     for tc in result.tasks:
         d = tc.diff
-        down = sum(f.direction == "pass→fail" for f in tc.flips)
+        down = sum(f.worse for f in tc.flips)
         cost = tc.cost_per_task_delta_usd
         table.add_row(
             tc.task,
@@ -42,6 +42,9 @@ def render_comparison(result, max_flips: int = 10, stream=None) -> None:
             f"{tc.baseline_errors}/{tc.candidate_errors}",
         )
     console.print(table)
+    console.print("errors count as failures (score 0); an item that went from pass to error is a flip.", markup=False)
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", markup=False)
     flips = [f for tc in result.tasks[:-1] for f in tc.flips]
     if flips:
         console.print(f"\nItems that changed outcome ({len(flips)}; showing {min(len(flips), max_flips)}):", markup=False)

@@ -166,7 +166,7 @@ def _summary_section(overall: list[SummaryRow], ran: list[SummaryRow], manifest:
         parts.append(
             "Failed requests: "
             + ", ".join(f"<strong>{_e(r.model)}</strong> {r.errors:,} of {r.items:,}" for r in failing)
-            + "; they are counted apart, not as wrong answers."
+            + "; each counts as a wrong answer (score 0) in quality and pass rate."
         )
     not_run = [r for r in overall if r.items == 0]
     if not_run:
@@ -192,7 +192,7 @@ def _table_section(overall: list[SummaryRow], manifest: dict[str, Any], colours:
     body = []
     for r in overall:
         model = f'<td class="model"><span class="swatch" style="background:{colours[r.model]}"></span>{_e(r.model)}'
-        status = info.get(r.model, {}).get("status") or r.status
+        status = r.status or info.get(r.model, {}).get("status")
         if r.items == 0:
             reason = info.get(r.model, {}).get("reason") or "no results recorded"
             why = f"Not run ({_e(status or 'no results')}): {_e(reason)}"
@@ -205,6 +205,8 @@ def _table_section(overall: list[SummaryRow], manifest: dict[str, Any], colours:
             quality = _mark(f"{r.quality_mean:.2f}", r.quality_mean == best_quality)
             if r.quality_ci_low is not None:
                 quality += f'<small class="ci">{r.quality_ci_low:.2f} – {r.quality_ci_high:.2f}</small>'
+            if r.errors and r.quality_excl_errors is not None:
+                quality += f'<small class="ci">excluding failed requests: {r.quality_excl_errors:.2f}</small>'
         if r.cost_per_task_usd is None:
             cost = '<span class="unknown" title="No price is known for this model">unknown</span>'
         else:
@@ -235,8 +237,10 @@ def _table_section(overall: list[SummaryRow], manifest: dict[str, Any], colours:
         "<dt>Cost per task</dt><dd>for API models, the tokens used times the vendor's list price. "
         "For self-hosted models, the hourly price of a dedicated machine spread over the tasks it can serve. "
         "“unknown” means no price is on record, not that it is free.</dd>"
-        "<dt>Failed requests</dt><dd>requests that returned an error; "
-        "they are left out of quality, not counted as wrong.</dd>"
+        "<dt>Failed requests</dt><dd>requests that returned an error (after retries); "
+        "each counts as a wrong answer, scoring 0, in quality and pass rate. "
+        "“Excluding failed requests” under the quality is the average over the answered items only. "
+        "A model with more than 5% failed requests is marked “degraded”, and one that failed every request “failed”.</dd>"
         "</dl>"
     )
     return (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openbench.report.table import fmt_num, fmt_quality, fmt_usd
+from openbench.report.table import ERRORS_NOTE, fmt_excl_errors, fmt_model, fmt_num, fmt_quality, fmt_usd
 from openbench.summary import SummaryRow
 
 
@@ -13,14 +13,19 @@ def _escape(text: str) -> str:
 
 
 def summary_table(rows: list[SummaryRow]) -> str:
-    head = "| task | model | n | quality [95% CI] | pass | E2E p50 s | E2E p95 s | TTFT p50 s | $/task | errors |"
-    lines = [head, "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    errored = any(r.errors for r in rows)
+    excl = " excl. errors |" if errored else ""
+    head = f"| task | model | n | quality [95% CI] |{excl} pass | E2E p50 s | E2E p95 s | TTFT p50 s | $/task | errors |"
+    lines = [head, "|---|---|---:|---|" + ("---:|" if errored else "") + "---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
-            f"| {_escape(r.task)} | {_escape(r.model)} | {r.items} | {fmt_quality(r)} | "
-            f"{'-' if r.pass_rate is None else f'{r.pass_rate:.0%}'} | {fmt_num(r.latency_p50_s)} | "
+            f"| {_escape(r.task)} | {_escape(fmt_model(r))} | {r.items} | {fmt_quality(r)} | "
+            + (f"{fmt_excl_errors(r)} | " if errored else "")
+            + f"{'-' if r.pass_rate is None else f'{r.pass_rate:.0%}'} | {fmt_num(r.latency_p50_s)} | "
             f"{fmt_num(r.latency_p95_s)} | {fmt_num(r.ttft_p50_s, 3)} | {fmt_usd(r.cost_per_task_usd)} | {r.errors} |"
         )
+    if errored:
+        lines += ["", "_" + ERRORS_NOTE.strip() + "_"]
     return "\n".join(lines)
 
 

@@ -48,6 +48,19 @@ def fmt_quality(row: SummaryRow) -> str:
     return f"{row.quality_mean:.2f} [{row.quality_ci_low:.2f}, {row.quality_ci_high:.2f}]"
 
 
+def fmt_model(row: SummaryRow) -> str:
+    """The model's id, with its status when that status is a warning."""
+    return f"{row.model} ({row.status})" if row.status in ("failed", "degraded") else row.model
+
+
+def fmt_excl_errors(row: SummaryRow) -> str:
+    """The secondary view: quality over the items that did not error."""
+    return "-" if row.quality_excl_errors is None or not row.errors else f"{row.quality_excl_errors:.2f}"
+
+
+ERRORS_NOTE = "  errors count as failures (score 0); 'excl. errors' is quality over the items that did not error."
+
+
 def _cost_cell(row: SummaryRow) -> str:
     if row.cost_basis == "dedicated":
         return f"{fmt_usd(row.selfhost_dedicated_per_task_usd)}*"
@@ -58,7 +71,7 @@ COUNTED_MARK = "^"  # ASCII, like the rest of the table off a terminal
 
 COLUMNS: list[tuple[str, Any]] = [
     ("task", lambda r: r.task),
-    ("model", lambda r: r.model),
+    ("model", fmt_model),
     ("n", lambda r: str(r.items)),
     ("quality [95% CI]", fmt_quality),
     ("pass", lambda r: "-" if r.pass_rate is None else f"{r.pass_rate:.0%}"),
@@ -81,7 +94,11 @@ def render_table(
 
     console = console_for(stream)
     table = Table(title=title, box=table_box(stream), show_lines=False)
-    columns = COLUMNS + ([("$/month", lambda r: fmt_usd(r.monthly_cost_usd))] if monthly else [])
+    errored = any(r.errors for r in rows)
+    columns = list(COLUMNS)
+    if errored:
+        columns.insert(4, ("excl. errors", fmt_excl_errors))
+    columns += [("$/month", lambda r: fmt_usd(r.monthly_cost_usd))] if monthly else []
     for name, _ in columns:
         table.add_column(name, no_wrap=name in ("task", "model"), justify="left" if name in ("task", "model") else "right")
     last_task = None
@@ -91,7 +108,7 @@ def render_table(
         last_task = row.task
         table.add_row(*(fn(row) for _, fn in columns))
     console.print(table)
-    footnotes = []
+    footnotes = [ERRORS_NOTE] if errored else []
     if any(r.cost_basis == "dedicated" for r in rows):
         footnotes.append(
             "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "

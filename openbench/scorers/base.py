@@ -19,6 +19,9 @@ from openbench.records import ScoreResult
 from openbench.suite import ScorerSpec, TaskSpec
 
 CONTEXT_PARAM = "ctx"
+#: A scorer that declares this keyword receives the answer's tool calls ([{name, arguments, invalid_json, id}]).
+TOOL_CALLS_PARAM = "tool_calls"
+INJECTED_PARAMS = (CONTEXT_PARAM, TOOL_CALLS_PARAM)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class BoundScorer:
     weight: float
     fn: Callable[..., ScoreResult]
     params: dict[str, Any]
+    target: str = "output"
 
     @classmethod
     def bind(cls, spec: ScorerSpec) -> BoundScorer:
@@ -35,9 +39,9 @@ class BoundScorer:
         defaults = {
             p.name: p.default
             for p in sig.parameters.values()
-            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty and p.name != CONTEXT_PARAM
+            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty and p.name not in INJECTED_PARAMS
         }
-        return cls(spec.name, spec.weight, fn, {**defaults, **spec.params})
+        return cls(spec.name, spec.weight, fn, {**defaults, **spec.params}, spec.target)
 
     @property
     def blocking(self) -> bool:
@@ -65,8 +69,26 @@ class BoundScorer:
         """Scorers that call models (judges) take a ``ctx`` and are coroutines."""
         return CONTEXT_PARAM in inspect.signature(self.fn).parameters
 
-    def __call__(self, output: str, case: dict[str, Any], **ctx: Any) -> Any:
+    @property
+    def wants_tool_calls(self) -> bool:
+        return TOOL_CALLS_PARAM in inspect.signature(self.fn).parameters
+
+    def __call__(self, output: str, case: dict[str, Any], tool_calls: list[dict[str, Any]] | None = None, **ctx: Any) -> Any:
+        if self.target == "tool_arguments":
+            output = tool_arguments_text(tool_calls)
+        if self.wants_tool_calls:
+            ctx[TOOL_CALLS_PARAM] = list(tool_calls or ())
         return self.fn(output, case, **render_value(self.params, case), **ctx)
+
+
+def tool_arguments_text(tool_calls: list[dict[str, Any]] | None) -> str:
+    """The first tool call's arguments as JSON text (raw when they were not JSON); empty without a call."""
+    import json
+
+    if not tool_calls:
+        return ""
+    first = tool_calls[0]
+    return first["arguments"] if first.get("invalid_json") else json.dumps(first["arguments"], ensure_ascii=False)
 
 
 def bind_task(task: TaskSpec) -> list[BoundScorer]:
@@ -74,15 +96,24 @@ def bind_task(task: TaskSpec) -> list[BoundScorer]:
 
 
 def combine(
-    scorers: list[BoundScorer], output: str, case: dict[str, Any], pass_threshold: float | None
+    scorers: list[BoundScorer],
+    output: str,
+    case: dict[str, Any],
+    pass_threshold: float | None,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> tuple[float, bool, dict[str, dict[str, Any]]]:
     """Weighted mean of plain (synchronous) scorers; see ``aggregate``."""
     # An exception here makes the item an error, never a silent 0.
-    return aggregate(scorers, [s(output, case) for s in scorers], pass_threshold)
+    return aggregate(scorers, [s(output, case, tool_calls) for s in scorers], pass_threshold)
 
 
 async def combine_async(
-    scorers: list[BoundScorer], output: str, case: dict[str, Any], pass_threshold: float | None, ctx: Any
+    scorers: list[BoundScorer],
+    output: str,
+    case: dict[str, Any],
+    pass_threshold: float | None,
+    ctx: Any,
+    tool_calls: list[dict[str, Any]] | None = None,
 ) -> tuple[float, bool, dict[str, dict[str, Any]]]:
     """Like ``combine``, for tasks with judges (awaited with a context) or blocking scorers (run in a thread)."""
     import asyncio
@@ -90,11 +121,11 @@ async def combine_async(
     results = []
     for scorer in scorers:
         if scorer.needs_context:
-            results.append(await scorer(output, case, ctx=ctx))
+            results.append(await scorer(output, case, tool_calls, ctx=ctx))
         elif scorer.blocking:
-            results.append(await asyncio.to_thread(scorer, output, case))
+            results.append(await asyncio.to_thread(scorer, output, case, tool_calls))
         else:
-            results.append(scorer(output, case))
+            results.append(scorer(output, case, tool_calls))
     return aggregate(scorers, results, pass_threshold)
 
 

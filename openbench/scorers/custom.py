@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from openbench.errors import OpenbenchError
 from openbench.records import ScoreResult
+from openbench.suite import ParamProblem
 
 _LOAD_LOCK = threading.Lock()
 
@@ -44,8 +45,12 @@ def _load(file: Path, function: str) -> Callable[..., Any]:
             raise
     fn = getattr(module, function, None)
     if not callable(fn):
+        from openbench.registry import did_you_mean
+
         known = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-        raise OpenbenchError(f"{file} has no function '{function}'; functions there: {', '.join(known) or 'none'}")
+        raise OpenbenchError(
+            f"{file} has no function '{function}'{did_you_mean(function, known)}; functions there: {', '.join(known) or 'none'}"
+        )
     return fn
 
 
@@ -85,10 +90,27 @@ async def python(output: str, case: dict[str, Any], *, path: str, ctx: Any = Non
     return as_score(result, path)
 
 
-def _validate(params: dict[str, Any], suite: Any) -> str | None:
+def _validate(params: dict[str, Any], suite: Any) -> ParamProblem | None:
+    """The file imports, the function exists, and it accepts ``(output, case, **the other parameters)``."""
     path = params.get("path")
     if not isinstance(path, str) or ":" not in path.lstrip(":"):
-        return f"scorer 'python' needs `path: \"file.py:function\"` (got {path!r})"
+        return ParamProblem(f"scorer 'python' needs `path: \"file.py:function\"` (got {path!r})", "path")
+    try:
+        fn = load_function(path, suite.dir)
+    except OpenbenchError as exc:
+        return ParamProblem(str(exc), "path")
+    except Exception as exc:  # noqa: BLE001 - the file itself fails to import
+        return ParamProblem(f"cannot import {path.rpartition(':')[0]}: {type(exc).__name__}: {exc}", "path")
+    others = {k: v for k, v in params.items() if k != "path"}
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None  # a builtin or C function: nothing to check
+    try:
+        signature.bind("", {}, **others)
+    except TypeError as exc:
+        call = ", ".join(["output", "case", *(f"{k}=..." for k in others)])
+        return ParamProblem(f"{path}{signature} cannot be called as ({call}): {exc}", "path")
     return None
 
 

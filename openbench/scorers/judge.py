@@ -97,7 +97,7 @@ async def judge(
 
 
 def _validate(params: dict[str, Any], suite: Any) -> str | None:
-    ids = [m.id for m in suite.models]
+    ids = [m.id for m in suite.spec.models]
     name = params.get("model")
     if name not in ids:
         from openbench.registry import did_you_mean

@@ -9,6 +9,7 @@ import unicodedata
 from typing import Any
 
 from openbench.records import ScoreResult
+from openbench.suite import ParamProblem
 
 _PUNCT = str.maketrans("", "", string.punctuation + "“”‘’«»¿¡…")
 
@@ -75,6 +76,19 @@ def regex(output: str, case: dict[str, Any], *, pattern: str, ignore_case: bool 
     ok = matcher(pattern, output.strip() if full else output, flags) is not None
     return _verdict(ok, f"{'matches' if ok else 'does not match'} /{pattern}/")
 
+
+def _validate_regex(params: dict[str, Any], suite: Any) -> ParamProblem | None:
+    pattern = params.get("pattern")
+    if not isinstance(pattern, str) or any(tag in pattern for tag in ("{{", "{%", "{#")):
+        return None  # a template is only a pattern once rendered over a case
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return ParamProblem(f"invalid regular expression {pattern!r}: {exc}", "pattern")
+    return None
+
+
+regex.validate_params = _validate_regex  # type: ignore[attr-defined]
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
 

@@ -203,7 +203,7 @@ def _cli(url: str, provider: str, n: int, concurrency: int, workdir: Path) -> Me
     from openbench.store import RunStore
 
     name, suite_path = _write_suite(url, provider, n, concurrency, workdir)
-    out = workdir / "cli-runs" / name
+    out = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))  # one run folder per measurement
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
