@@ -17,7 +17,7 @@ HF_OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DI
 class _Commands(typer.core.TyperGroup):
     """Lists commands in the order a new user needs them."""
 
-    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "report", "rescore", "schema")
+    ORDER = ("run", "estimate", "validate", "show", "compare", "gate", "cost", "sweep", "report", "rescore", "schema")
 
     def list_commands(self, ctx):  # noqa: ANN001, ANN201 - click's signature
         names = super().list_commands(ctx)
@@ -519,6 +519,7 @@ def cost(
     volume: Optional[str] = VolumeOpt,
     hardware: Optional[List[str]] = HardwareOpt,
     utilisation: Optional[float] = typer.Option(None, "--utilisation", min=0.01, max=1, help="Busy share of rented hardware."),
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep", help="A sweep folder: price its model at the measured operating point, not an assumed utilisation."),
 ) -> None:
     """$ per task for every model of a run, and the monthly volume above which self-hosting beats each API.
 
@@ -544,7 +545,53 @@ def cost(
                 raise fail(OpenbenchError(f"--hardware {entry.id}: {exc.args[0] if exc.args else exc}")) from None
         if utilisation and entry.hardware_profile:
             entry.utilisation = utilisation
-    render_cost(summarise(store.iter_records(), manifest, per_month), manifest, per_month)
+    rows = summarise(store.iter_records(), manifest, per_month)
+    render_cost(rows, manifest, per_month)
+    if sweep_dir is not None:
+        from openbench.sweep import SweepResult, render_against_apis
+
+        try:
+            render_against_apis(SweepResult.read(sweep_dir), rows)
+        except OpenbenchError as exc:
+            raise fail(exc) from None
+
+
+@app.command()
+def sweep(
+    suite: Path = SuiteArg,
+    model: str = typer.Option(..., "--model", "-m", help="The self-hosted model to load (openai-compatible, with or without launch:, or hf)."),
+    concurrency: Optional[str] = typer.Option(None, "--concurrency", "-c", help="Levels, e.g. 1,2,4,8,16 (default: doubling until the target breaks, at most 64)."),
+    requests_per_level: int = typer.Option(64, "--requests-per-level", "-n", min=1, help="Measured requests per level (the suite's items, cycled)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Requests sent before each level's clock starts (default: the level's concurrency)."),
+    slo_p95: Optional[float] = typer.Option(None, "--slo-p95", min=0, help="Latency target: E2E p95 in seconds."),
+    slo_ttft_p95: Optional[float] = typer.Option(None, "--slo-ttft-p95", min=0, help="Latency target: TTFT p95 in seconds."),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="Price the operating point on PROFILE[@USD_PER_HOUR] (default: the model's hardware:)."),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder that receives the sweep folder."),
+) -> None:
+    """Throughput and latency of one self-hosted model at increasing load, its operating point at your latency
+    target, and its $ per 1M output tokens and per task there (sweep.json in the sweep folder)."""
+    import asyncio
+
+    from openbench.progress import PlainReporter
+    from openbench.store import new_run_id
+    from openbench.suite import load_suite
+    from openbench.sweep import Sweep, parse_levels, render_sweep
+
+    try:
+        loaded = load_suite(suite)
+        levels = parse_levels(concurrency)
+        folder = out / f"sweep-{new_run_id(model)}"
+        try:
+            runner = Sweep(loaded, model, requests_per_level=requests_per_level, warmup=warmup, slo_p95_s=slo_p95,
+                           slo_ttft_p95_s=slo_ttft_p95, hardware=hardware, folder=folder, notes=PlainReporter(sys.stderr))
+        except (KeyError, ValueError) as exc:
+            raise OpenbenchError(f"--hardware {hardware}: {exc.args[0] if exc.args else exc}") from None
+        folder.mkdir(parents=True, exist_ok=False)
+        result = asyncio.run(runner.run(levels))
+    except OpenbenchError as exc:
+        raise fail(exc) from None
+    render_sweep(result)
+    typer.echo(f"\nsweep: {folder}", err=True)
 
 
 def _csv_paths(output: Path) -> tuple[Path, Path]:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from openbench import pricing, registry
 from openbench.cache import ResponseCache, cache_key
-from openbench.errors import MissingKey, OpenbenchError
+from openbench.errors import EngineError, MissingKey, OpenbenchError
 from openbench.limits import RateLimiter
 from openbench.manifest import ModelEntry
 from openbench.providers.base import AttemptError, Provider
@@ -108,9 +108,11 @@ class ModelClient:
         notes: Notes,
         hardware: pricing.Hardware | None = None,
         utilisation: float | None = None,
+        run_dir: Path | None = None,
     ):
         self.spec = spec
         self.provider: Provider = registry.resolve("provider", spec.provider)(spec, suite_dir)
+        self.provider.run_dir = run_dir
         self.entry = ModelEntry(id=spec.id, provider=spec.provider, model=spec.model)
         self.budget, self.notes = budget, notes
         self.limiter = RateLimiter(spec.rpm, spec.tpm)
@@ -146,10 +148,14 @@ class ModelClient:
             self.notes.note(f"[{self.spec.id}] {message}")
         try:
             await self.provider.start()
+        except EngineError as exc:  # an engine asked for by the suite that cannot start is a configuration error: exit 2
+            self.entry.status, self.entry.reason = "failed", str(exc).splitlines()[0]
+            raise
         except Exception as exc:  # noqa: BLE001 - any load failure fails this model, not the run
             self.entry.status, self.entry.reason = "failed", f"could not start: {type(exc).__name__}: {exc}"
             return False
         self.entry.details = self.provider.describe()
+        self.entry.engine = self.provider.engine_info()
         self.entry.template = self.provider.template_facts()
         self.entry.endpoint = self.provider.endpoint()
         self.entry.in_flight = self.in_flight
@@ -160,6 +166,10 @@ class ModelClient:
         self.entry.details = {**self.entry.details, **self.provider.describe()}  # with what the run learned (adjustments)
         self.entry.template = self.provider.template_facts() or self.entry.template
         await self.provider.close()
+
+    def set_in_flight(self, limit: int) -> None:
+        """Allow ``limit`` requests in flight from now on (a load sweep sets each level's concurrency)."""
+        self._semaphore = asyncio.Semaphore(max(1, limit))
 
     @property
     def in_flight(self) -> int:

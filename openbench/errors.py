@@ -44,3 +44,7 @@ class MissingKey(OpenbenchError):
 
 class RunError(OpenbenchError):
     """A run or run directory cannot be used as asked (bad --resume, unknown run id...)."""
+
+
+class EngineError(OpenbenchError):
+    """A serving engine that openbench launched could not start (the message carries its log's tail)."""

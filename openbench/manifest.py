@@ -36,6 +36,19 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class EngineInfo(_Record):
+    """A serving engine that openbench launched for a model (``launch:``)."""
+
+    engine: str
+    version: str | None = None
+    command: list[str] = Field(default_factory=list, description="The full command line, secrets masked.")
+    env: dict[str, str] = Field(default_factory=dict, description="Variables set for the engine, secrets masked.")
+    base_url: str | None = None
+    log: str | None = None
+    load_s: float | None = Field(None, description="Launch to first ready answer; not part of busy time.")
+    accelerators: list[str] = Field(default_factory=list, description="GPUs seen by nvidia-smi, else the CPU and its cores.")
+
+
 class StructuredOutputUse(_Record):
     """How a model honoured a task's response_format (see records.StructuredMode)."""
 
@@ -63,6 +76,7 @@ class ModelEntry(_Record):
     endpoint: str | None = Field(None, description="scheme://host/path the answers came from (no credentials).")
     template: TemplateFacts | None = Field(None, description="What a local model's chat template did to the suite's messages.")
     details: dict[str, Any] = Field(default_factory=dict, description="Facts the provider reports (device, dtype...).")
+    engine: EngineInfo | None = Field(None, description="The serving engine openbench launched for this model, if any.")
     structured_output: dict[str, StructuredOutputUse] = Field(
         default_factory=dict, description="Per task with a response_format: whether the schema was enforced or only requested."
     )

@@ -117,6 +117,7 @@ class Usage:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class ItemResult:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    usage_source: str | None = None
     cost_usd: float | None = None
     cached: bool = False
     attempts: int = 0

@@ -144,7 +144,7 @@ class Runner:
             self.cache = ResponseCache()
         return ModelClient(
             spec, self.suite.dir, cache=self.cache if self.options.cache else None, budget=self.budget,
-            notes=self.reporter, hardware=hardware, utilisation=utilisation,
+            notes=self.reporter, hardware=hardware, utilisation=utilisation, run_dir=self.store.path,
         )
 
     async def run(self) -> list[ModelEntry]:
@@ -317,6 +317,7 @@ class Runner:
             cached_input_tokens=usage.cached_input_tokens,
             cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            usage_source=usage.source,
             cost_usd=answer.cost_usd,
             cached=answer.cached,
             attempts=answer.attempts,

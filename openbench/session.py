@@ -284,4 +284,8 @@ def print_summary(
     for m in manifest.models:
         if m.status not in ("ok", "pending") or m.reason:
             print(f"  {m.id}: {m.status}" + (f" ({m.reason})" if m.reason else ""))
+        if m.engine is not None:
+            e = m.engine
+            load = f"loaded in {e.load_s:.1f} s (not in busy time)" if e.load_s is not None else "never ready"
+            print(f"  {m.id}: served by {e.engine} {e.version or ''} on {', '.join(e.accelerators)}; {load}; log: {e.log}")
     return rows

@@ -22,8 +22,8 @@ from openbench.suitefile import DuplicateKey, dotted, line_for, parse_yaml, suit
 
 #: Model options that mean something to some providers only; each provider class lists those it reads.
 PROVIDER_OPTIONS = (
-    "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "field",
-    "sampling", "reasoning_effort", "thinking", "prompt_cache", "chat_template", "constrained_decoding",
+    "base_url", "api_key_env", "batch_api", "gguf_file", "dtype", "device", "batch_size", "batching", "field",
+    "sampling", "reasoning_effort", "thinking", "prompt_cache", "launch", "chat_template", "constrained_decoding",
 )
 
 
@@ -53,6 +53,19 @@ class HardwareSpec(_Strict):
 
     def as_mapping(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True, exclude={"utilisation"})
+
+
+class LaunchSpec(_Strict):
+    """A serving engine that openbench starts for an ``openai-compatible`` model, and always stops."""
+
+    engine: Literal["vllm", "sglang", "llama.cpp", "transformers"]
+    model: str | None = Field(
+        None, description="What the engine serves: a folder, a GGUF file, pkg://package/path or a hub id (default: the model's `model`)."
+    )
+    args: list[str] = Field(default_factory=list, description="Engine arguments, passed through unchanged.")
+    env: dict[str, str] = Field(default_factory=dict, description="Variables set for the engine process.")
+    startup_timeout_s: float = Field(900.0, gt=0, le=86_400, description="How long loading may take before the run fails.")
+    port: int | None = Field(None, ge=1, le=65_535, description="Loopback port (default: a free one).")
 
 
 class SamplingOverride(_Strict):
@@ -87,6 +100,7 @@ class ModelSpec(_Strict):
     # API providers
     base_url: str | None = None
     api_key_env: str | None = Field(None, description="Variable holding the API key.")
+    launch: LaunchSpec | None = Field(None, description="openai-compatible: start this serving engine and use it (no base_url).")
     concurrency: int = Field(8, ge=1, le=4096)
     rpm: float | None = Field(None, gt=0, description="Requests per minute limit.")
     tpm: float | None = Field(None, gt=0, description="Tokens per minute limit (estimated from max_tokens).")
@@ -104,6 +118,11 @@ class ModelSpec(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field("cpu", description="cpu, cuda, cuda:0, mps or auto (device_map='auto').")
     batch_size: int = Field(8, ge=1, le=4096)
+    batching: Literal["static", "continuous"] = Field(
+        "static",
+        description="hf: static batches run until their longest answer ends; continuous refills a finished row at once "
+        "(transformers' continuous batching; greedy items without stop strings). See the README's table.",
+    )
     constrained_decoding: bool = Field(
         True, description="hf: hold answers to a task's response_format by grammar-constrained decoding (needs llguidance)."
     )

@@ -61,6 +61,7 @@ class SummaryRow:
     selfhost_dedicated_per_task_usd: float | None
     monthly_cost_usd: float | None
     judge_cost_usd: float | None  # total for this row's items, apart from the model's own cost
+    tokens_counted: bool = False  # some token figures were counted by openbench: the server sent no usage
     reasoning_tokens_per_task: float | None = None  # a subset of output_tokens_per_task
     thinking_p50_s: float | None = None  # send → first reasoning delta, where the stream shows it
     endpoint: str | None = None  # where an API model's answers came from
@@ -78,7 +79,7 @@ COLUMNS = [f.name for f in fields(SummaryRow)]
 class _Group:
     __slots__ = (
         "items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n",
-        "lat_sum", "judge_cost", "judge_unknown", "reasoning", "thinking",
+        "lat_sum", "judge_cost", "judge_unknown", "reasoning", "thinking", "counted",
     )
 
     def __init__(self) -> None:
@@ -93,6 +94,7 @@ class _Group:
         self.lat_sum = 0.0
         self.judge_cost: float | None = None
         self.judge_unknown = False
+        self.counted = False
         self.reasoning: list[int] = []
         self.thinking: list[float] = []
 
@@ -124,6 +126,7 @@ class _Group:
                 self.tps.append(r.output_tps)
             if r.thinking_s is not None:
                 self.thinking.append(r.thinking_s)
+        self.counted = self.counted or r.usage_source == "counted"
         if r.input_tokens is not None:
             self.tin.append(r.input_tokens)
         if r.output_tokens is not None:
@@ -198,6 +201,7 @@ def summarise(
             selfhost_dedicated_per_task_usd=dedicated,
             monthly_cost_usd=pricing.monthly_projection(volume_per_month, per_task) if volume_per_month else None,
             judge_cost_usd=None if g.judge_unknown else g.judge_cost,
+            tokens_counted=g.counted,
             reasoning_tokens_per_task=mean(g.reasoning),
             thinking_p50_s=stats.percentile(g.thinking, 50),
             endpoint=info.endpoint if info else None,

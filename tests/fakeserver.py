@@ -14,7 +14,9 @@ Timing model (deliberately strict, so that clients timing the wrong event are ca
   * OpenAI: the first chunk (role "assistant", content "") is sent at once, like vLLM does
     (``early_role_chunk=False`` sends it together with the first content instead);
   * Anthropic: message_start, content_block_start and ping are sent at once;
-  * content chunk i (0-based) is due at ``received_at + ttft_s + i * per_token_s``;
+  * content chunk i (0-based) is due at ``started_at + ttft_s + i * per_token_s``, where ``started_at``
+    is ``received_at`` unless ``slots`` is set: then a completion waits for one of that many slots, like
+    an engine with a fixed batch, and its TTFT and E2E include the wait;
   * a non-streaming reply is sent whole when the last chunk would have been due.
 
 Vendor rules (``vendor_rules=True``, the default), enforced with the vendors' 400 bodies:
@@ -219,6 +221,7 @@ class RequestRecord:
     chunks_sent: int = 0  # non-empty content chunks written
     outcome: str = "pending"  # ok | error | refused | hung | cut | client-closed | shutdown
     error: str | None = None  # the message of a validation or reply_fn error
+    started_at: float | None = None  # when a slot was free and generation began (``slots``)
     rule: str | None = None  # the vendor rule a 400 enforced
     first_thinking_at: float | None = None  # just before the first reasoning (thinking) event was written
 
@@ -887,6 +890,12 @@ class FakeServer:
         self.ttft_s = ttft_s
         self.per_token_s = per_token_s
         self.prompt_tokens: int | None = None
+        # False: like llama-cpp-python, streams carry no usage whatever stream_options asks.
+        self.send_usage = True
+        # True: like vLLM, POST /tokenize counts a prompt's or messages' tokens (as the usage would).
+        self.tokenize = False
+        # A number: at most that many completions generate at once; the others queue (set before start).
+        self.slots: int | None = None
         # Reply text precedence: reply_fn(request) > reply > "tok0 tok1 ..." (tokens) > DEFAULT_REPLY.
         self.reply = reply
         self.reply_fn = reply_fn
@@ -921,6 +930,7 @@ class FakeServer:
         self._start_error: BaseException | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1075,6 +1085,13 @@ class FakeServer:
         finally:
             self.in_flight -= 1
 
+    def _tokenize(self, request: _Request, record: RequestRecord, exchange: _Exchange) -> bool:
+        body = record.body if isinstance(record.body, dict) else {}
+        count = prompt_words(body) if "messages" in body else len(split_tokens(str(body.get("prompt", ""))))
+        exchange.respond(200, {"content-type": "application/json"}, _dumps({"count": count, "tokens": list(range(count)), "max_model_len": 4096}).encode())
+        record.outcome = "ok"
+        return request.keep_alive
+
     def _next_fault(self) -> Fault | None:
         try:
             spec = self.faults.pop(0)
@@ -1087,6 +1104,8 @@ class FakeServer:
         api = _ROUTES.get(request.path)
         record.api = api
         request_id = _random_id("req_", 24)
+        if self.tokenize and request.method == "POST" and request.path == "/tokenize":
+            return self._tokenize(request, record, exchange)
         if api is None or request.method != "POST":
             if request.method == "GET" and request.path == "/v1/models":
                 exchange.respond(200, {"content-type": "application/json"}, _dumps(_MODELS).encode())
@@ -1139,11 +1158,21 @@ class FakeServer:
             return request.keep_alive
 
         kind = fault.kind if fault else "ok"
-        if plan.stream:
-            reusable = await self._stream(exchange, record, plan, fmt, kind, fault)
-        else:
-            reusable = await self._respond_whole(exchange, record, plan, fmt, kind)
+        async with self._slot():
+            record.started_at = time.perf_counter() if self.slots else record.received_at
+            if plan.stream:
+                reusable = await self._stream(exchange, record, plan, fmt, kind, fault)
+            else:
+                reusable = await self._respond_whole(exchange, record, plan, fmt, kind)
         return reusable and request.keep_alive
+
+    def _slot(self) -> Any:
+        """One of ``slots`` generation slots (a no-op without slots)."""
+        if not self.slots:
+            return contextlib.nullcontext()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.slots)
+        return self._slots
 
     def _validate(self, api: Api, request: _Request, body: dict[str, Any] | None) -> tuple[int, str] | None:
         if self.api_key is not None:
@@ -1203,7 +1232,7 @@ class FakeServer:
             message_id=_random_id("chatcmpl-", 29) if api == "openai" else _random_id("msg_01", 22),
             model=str(body.get("model")),
             stream=bool(body.get("stream")),
-            include_usage=bool(stream_options.get("include_usage")),
+            include_usage=self.send_usage and bool(stream_options.get("include_usage")),
             tokens=tokens,
             finish=finish,
             prompt_tokens=prompt_tokens,
@@ -1298,7 +1327,7 @@ class FakeServer:
         error_after = fault.count("after", 1) if kind == "stream-error" else None
         malformed = kind in ("malformed-sse", "malformed-json")
 
-        first_due = record.received_at + plan.ttft_s
+        first_due = record.started_at + plan.ttft_s
         for i, token in enumerate(plan.tokens):
             await self._sleep_until(first_due + i * plan.per_token_s)
             if exchange.peer_gone:
@@ -1359,7 +1388,7 @@ class FakeServer:
         fmt: _OpenAIFormat | _AnthropicFormat,
         kind: str,
     ) -> bool:
-        last_due = record.received_at + plan.ttft_s + max(len(plan.tokens) - 1, 0) * plan.per_token_s
+        last_due = record.started_at + plan.ttft_s + max(len(plan.tokens) - 1, 0) * plan.per_token_s
         await self._sleep_until(last_due)
         if exchange.peer_gone:
             record.outcome = "client-closed"
@@ -1449,6 +1478,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-all", default=None, help='fault applied to every request, e.g. "500"')
     parser.add_argument("--fault", action="append", default=[], help="queue a fault (repeatable)")
     parser.add_argument("--no-log", action="store_true", help="count requests but keep no records")
+    parser.add_argument("--slots", type=int, default=None, help="at most this many completions generate at once")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -1467,6 +1497,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_log=not args.no_log,
     )
     server.add_faults(*args.fault)
+    server.slots = args.slots
     with server:
         print(f"fakeserver listening on {server.url}", flush=True)
         while not stop.wait(0.5):

@@ -222,3 +222,85 @@ def test_missing_model_folder_fails_the_model_and_the_others_still_run(invoke, w
     models = {m["id"]: m for m in json.loads((run_dir / "manifest.json").read_text())["models"]}
     assert models["tiny"]["status"] == "failed" and "not found" in models["tiny"]["reason"]
     assert models["fake"]["status"] == "ok"
+
+
+# -- batching across sampling settings, and timeouts ------------------------------------------------
+
+
+@slow
+def test_items_of_another_sampling_batch_together(tiny_model_dir, batches):
+    """Queued items alternate between two sampling settings: each setting still fills whole batches."""
+    import asyncio
+    import threading
+
+    from openbench.records import ChatRequest, Message, Sampling
+    from openbench.suite import ModelSpec
+    from openbench.timing import AttemptClock
+
+    provider = HFProvider(ModelSpec(id="tiny", provider="hf", model=str(tiny_model_dir), batch_size=4), tiny_model_dir)
+    long, short = Sampling(max_tokens=16), Sampling(max_tokens=12)
+    requests = [ChatRequest((Message("user", f"count from {w}"),), long if i % 2 == 0 else short)
+                for i, w in enumerate(["one", "two", "three", "four", "five", "six"] * 2)]
+
+    async def go():
+        await asyncio.to_thread(provider._load)
+        pending = [asyncio.ensure_future(provider.complete(r, AttemptClock(), {})) for r in requests]
+        await asyncio.sleep(0)  # every request is queued before the worker looks
+        provider._worker = threading.Thread(target=provider._work, daemon=True)
+        provider._worker.start()
+        try:
+            return await asyncio.gather(*pending)
+        finally:
+            await provider.close()
+
+    done = asyncio.run(go())
+    assert len(done) == 12 and all(c.usage.output_tokens for c in done)
+    # 6 items of each setting, batches of 4: two batches per setting, never one item at a time.
+    assert sorted(len(b["prompts"]) for b in batches) == [2, 2, 4, 4]
+
+
+@pytest.fixture(scope="module")
+def endless_model_dir(tiny_model_dir: Path, tmp_path_factory) -> Path:
+    """The tiny counting model, changed to count on forever ("eight" is followed by "one", never EOS)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    vocab = tok.get_vocab()
+    with torch.no_grad():
+        model.lm_head.weight[:, vocab["eight"]] = 0.0
+        model.lm_head.weight[vocab["one"], vocab["eight"]] = 10.0
+    folder = tmp_path_factory.mktemp("endless")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@slow
+def test_timeout_stops_a_runaway_generation_and_is_that_items_error(endless_model_dir, invoke, write_suite, tmp_path):
+    text = hf_suite(endless_model_dir, {"p1": "hello", "p2": "count from seven"}, max_tokens=200).replace(
+        "    batch_size: 4", "    batch_size: 4\n    timeout_s: 0.02"
+    )
+    out = tmp_path / "out"
+    result = invoke("run", write_suite(text), "--out", out)
+    (run_dir,) = out.iterdir()
+    records = {r["case_id"]: r for r in map(json.loads, (run_dir / "records.jsonl").read_text().splitlines())}
+    for r in records.values():
+        assert r["error_kind"] == "timeout" and "timeout_s=0.02s" in r["error"], r
+        assert r["attempts"] == 1  # a runaway generation is not retried
+    assert "tiny" in result.output
+
+
+@slow
+def test_continuous_batching_answers_as_unbatched_with_per_item_timing(tiny_model_dir, unbatched, batches, invoke, write_suite, tmp_path):
+    text = hf_suite(tiny_model_dir, PROMPTS, batch_size=2).replace("    batch_size: 2", "    batch_size: 2\n    batching: continuous")
+    run_dir, records = run_suite(invoke, write_suite, tmp_path, text)
+    for cid, (answer, n_tokens) in unbatched.items():
+        r = records[cid]
+        assert r["error"] is None, r["error"]
+        assert (r["output"], r["output_tokens"]) == (answer, n_tokens)
+        assert 0 < r["ttft_s"] <= r["latency_s"]
+    assert batches == []  # no static batch ran
+    entry = json.loads((run_dir / "manifest.json").read_text())["models"][0]
+    assert entry["details"]["batching"] == "continuous"

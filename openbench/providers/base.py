@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from openbench.manifest import Billing
+from openbench.manifest import Billing, EngineInfo
 from openbench.parity import TemplateFacts, fingerprint
 from openbench.records import ChatRequest, Completion
 from openbench.suite import ModelSpec
@@ -92,6 +92,8 @@ class Provider:
     def __init__(self, spec: ModelSpec, suite_dir: Path):
         self.spec = spec
         self.suite_dir = suite_dir
+        #: The run folder, for files a provider writes beside the records (an engine's log); None outside a run.
+        self.run_dir: Path | None = None
 
     def billing(self) -> Billing:
         """How answers are paid for: per token at a price, by the hour of hardware, or not at all.
@@ -166,3 +168,7 @@ class Provider:
     def describe(self) -> dict[str, Any]:
         """Facts about the running model for the manifest (device, dtype, resolved path...)."""
         return {}
+
+    def engine_info(self) -> EngineInfo | None:
+        """The serving engine this provider launched (version, command, load time, accelerators), if any."""
+        return None

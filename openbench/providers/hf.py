@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import itertools
 import os
 import queue
 import threading
@@ -82,6 +83,7 @@ class _RowTimes:
     tokens: int = 0
     content_tokens: int = 0
     stamps: list[float] = field(default_factory=list)
+    cut: bool = False  # still generating when generation ended (max_tokens, or the deadline)
 
 
 class _StepClock:
@@ -117,13 +119,15 @@ class _StepClock:
         now = perf_counter()
         for row in self.rows:
             if row.end is None:
+                row.cut = True
                 row.end = row.last or now
 
 
 class HFProvider(Provider):
-    # Generation is bounded by max_tokens on the worker thread, not by the runner's per-request timeout.
+    # Generation is bounded on the worker thread (max_tokens, and timeout_s from the start of its
+    # batch's generation), not by the runner's per-request timeout, which would count queueing.
     runner_timeout = False
-    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "chat_template", "constrained_decoding"})
+    options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching", "chat_template", "constrained_decoding"})
     #: Rendered prompts kept for the run folder (prompts/<model>.txt).
     SAMPLES = 5
 
@@ -135,6 +139,8 @@ class HFProvider(Provider):
         self._worker: threading.Thread | None = None
         self._device = None
         self._load_s: float | None = None
+        self._manager: Any = None  # transformers' continuous-batching manager (batching: continuous)
+        self._request_ids = itertools.count()
         self._grammars: Any = None
         self._schemas: list[dict[str, Any]] = []  # response formats to enforce by constrained decoding
         self._template: TemplateFacts | None = None
@@ -160,6 +166,8 @@ class HFProvider(Provider):
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
+        if self.spec.batching == "continuous":
+            self._manager = await asyncio.to_thread(self._start_manager)
         self._worker = threading.Thread(target=self._work, name=f"openbench-hf-{self.spec.id}", daemon=True)
         self._worker.start()
 
@@ -215,10 +223,14 @@ class HFProvider(Provider):
             "dtype": str(self._model.dtype).removeprefix("torch."),
             "parameters": sum(p.numel() for p in self._model.parameters()),
             "batch_size": self.spec.batch_size,
+            "batching": self.spec.batching,
             "load_s": round(self._load_s or 0, 3),
         }
 
     async def close(self) -> None:
+        if self._manager is not None:
+            await asyncio.to_thread(self._manager.stop, True)
+            self._manager = None
         if self._worker is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._worker.join, 30)
@@ -315,18 +327,81 @@ class HFProvider(Provider):
         return {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.spec.dtype]
 
     async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
+        s = request.sampling
+        if self._manager is not None and s.temperature == 0 and not s.stop and not request.tools and not request.response_format:
+            return await self._complete_continuous(request, clock)
         loop = asyncio.get_running_loop()
         job = _Job(request, clock, loop.create_future(), loop)
         self._queue.put(job)
         return await job.done
 
+    # -- continuous batching ----------------------------------------------------------------------
+
+    def _eos_ids(self) -> set[int]:
+        eos = self._model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos]) if eos is not None else {self._tokenizer.eos_token_id}
+
+    def _start_manager(self) -> Any:
+        from transformers import GenerationConfig
+        from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+        config = GenerationConfig(
+            do_sample=False, eos_token_id=sorted(self._eos_ids()), pad_token_id=self._tokenizer.pad_token_id, max_new_tokens=256
+        )
+        manager = self._model.init_continuous_batching(
+            generation_config=config,
+            continuous_batching_config=ContinuousBatchingConfig(max_requests_per_batch=self.spec.batch_size),
+        )
+        manager.start()
+        return manager
+
+    async def _complete_continuous(self, request: ChatRequest, clock: AttemptClock) -> Completion:
+        """One greedy item through the continuous-batching manager: its slot is refilled as soon as it ends.
+
+        The item's clock starts when the manager schedules it (as a static batch's items start when their
+        batch does) and each generated token is timestamped by the manager.
+        """
+        tok = self._tokenizer
+        ids = tok(self._prompt_text(request), add_special_tokens=False).input_ids
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        request_id = f"openbench-{next(self._request_ids)}"
+        self._manager.register_result_handler(request_id, lambda out: out.is_finished() and not done.done() and done.set_result(out))
+        self._manager.add_request(ids, request_id=request_id, max_new_tokens=request.sampling.max_tokens, record_timestamps=True)
+        try:
+            out = await asyncio.wait_for(done, self.spec.timeout_s)
+        except asyncio.TimeoutError:
+            self._manager.cancel_request(request_id)
+            raise AttemptError("timeout", f"generation still running after timeout_s={self.spec.timeout_s:g}s (stopped)") from None
+        if out.error:
+            raise AttemptError("local", f"continuous batching: {out.error}")
+        started, ended = out.lifespan
+        stamps = out.timestamps or []
+        eos_ids = self._eos_ids()
+        tokens = list(out.generated_tokens)
+        content = [t for t in tokens if t not in eos_ids]
+        clock.restart(started)
+        if content:
+            clock.first, clock.last, clock.chunks = stamps[0], stamps[len(content) - 1], len(content)
+        return Completion(
+            text=tok.decode(tokens, skip_special_tokens=True).strip(),
+            usage=Usage(input_tokens=len(ids), output_tokens=len(tokens)),
+            timing=clock.finish(stamps[-1] if stamps else ended),
+            finish_reason="stop" if tokens and tokens[-1] in eos_ids else "length",
+        )
+
+    # -- static batching ----------------------------------------------------------------------------
+
     def _work(self) -> None:
-        pending: list[_Job] = []
+        pending: list[_Job] = []  # arrived, waiting for a batch of their own sampling settings
         while True:
             job = pending.pop(0) if pending else self._queue.get()
             if job is None:
                 return
-            batch = [job]
+            # Items of equal sampling that were set aside while another batch filled join this one first.
+            batch = [job] + [p for p in pending if p.request.sampling == job.request.sampling][: self.spec.batch_size - 1]
+            taken = {id(j) for j in batch}
+            pending = [p for p in pending if id(p) not in taken]
             # Fill the batch with what arrives within a short window (requests are queued in bursts by
             # the runner); the window is not part of any item's latency, which starts at generation.
             deadline = perf_counter() + BATCH_WINDOW_S
@@ -353,11 +428,18 @@ class HFProvider(Provider):
             err = AttemptError("local", f"{type(exc).__name__}: {exc}")
             batch[0].loop.call_soon_threadsafe(_settle, batch[0].done, None, err)
             return
-        for job, completion in zip(batch, results):
-            job.loop.call_soon_threadsafe(_settle, job.done, completion, None)
+        for job, result in zip(batch, results):
+            if isinstance(result, AttemptError):
+                job.loop.call_soon_threadsafe(_settle, job.done, None, result)
+            else:
+                job.loop.call_soon_threadsafe(_settle, job.done, result, None)
 
-    def _generate(self, requests: list[ChatRequest], sampling: Sampling, clocks: list[AttemptClock]) -> list[Completion]:
+    def _generate(
+        self, requests: list[ChatRequest], sampling: Sampling, clocks: list[AttemptClock]
+    ) -> list[Completion | AttemptError]:
+        """One batch; an item still generating when ``timeout_s`` runs out gets a timeout error instead."""
         import torch
+        from transformers import StoppingCriteriaList
 
         tok, model = self._tokenizer, self._model
         texts = [self._prompt_text(r) for r in requests]
@@ -372,14 +454,15 @@ class HFProvider(Provider):
             "eos_token_id": list(eos_ids),
             "streamer": streamer,
         }
+        deadline = _Deadline(self.spec.timeout_s)
+        criteria = [deadline]
         constrained = self._schema_constraint(requests, enc["input_ids"].shape[1])
         if constrained is not None:
             gen["logits_processor"] = constrained
         if sampling.stop:
             # Stop where an API server would, so tokens and time are not spent past the stop.
-            from transformers import StoppingCriteriaList
-
-            gen["stopping_criteria"] = StoppingCriteriaList([_StopStrings(tok, sampling.stop, enc["input_ids"].shape[1])])
+            criteria.append(_StopStrings(tok, sampling.stop, enc["input_ids"].shape[1]))
+        gen["stopping_criteria"] = StoppingCriteriaList(criteria)
         if sampling.temperature > 0:
             gen.update(do_sample=True, temperature=sampling.temperature)
             if sampling.top_p is not None:
@@ -391,12 +474,16 @@ class HFProvider(Provider):
         started = perf_counter()
         for clock in clocks:
             clock.restart(started)
+        deadline.start(started)
         with torch.inference_mode():
             out = model.generate(**enc, **gen)
         streamer.end()
         new = out[:, enc["input_ids"].shape[1] :].tolist()
-        completions = []
+        completions: list[Completion | AttemptError] = []
         for ids, row, clock, n_in, request in zip(new, streamer.rows, clocks, prompt_lens, requests):
+            if row.cut and row.tokens < sampling.max_tokens and deadline.expired:
+                completions.append(AttemptError("timeout", f"generation still running after timeout_s={self.spec.timeout_s:g}s (stopped)"))
+                continue
             ids = ids[: row.tokens]
             text = decode_keeping_tool_tags(tok, ids) if request.tools else tok.decode(ids, skip_special_tokens=True)
             text, stopped = _apply_stop(text, sampling.stop)
@@ -427,6 +514,27 @@ class HFProvider(Provider):
 
         schemas = [r.response_format.schema if r.response_format else None for r in requests]
         return LogitsProcessorList([self._grammars.logits_processor(schemas, prompt_len)])
+
+
+class _Deadline:
+    """Stops a batch's generation once ``timeout_s`` has passed since it started (checked every step)."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.at = float("inf")
+
+    def start(self, now: float) -> None:
+        self.at = now + self.timeout_s
+
+    @property
+    def expired(self) -> bool:
+        # A clock, not a flag: generate may copy its stopping criteria.
+        return perf_counter() > self.at
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.expired, dtype=torch.bool, device=input_ids.device)
 
 
 class _StopStrings:

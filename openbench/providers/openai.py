@@ -6,7 +6,10 @@ server's usage chunk (cached and reasoning tokens included where sent).
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from openbench.errors import OpenbenchError
@@ -97,14 +100,23 @@ class OpenAIProvider(SDKProvider):
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
-    """vLLM, SGLang, TGI, Ollama, llama.cpp server, ``transformers serve``: the OpenAI API at ``base_url``."""
+    """vLLM, SGLang, TGI, Ollama, llama.cpp server, ``transformers serve``: the OpenAI API at ``base_url``,
+    or on an engine that openbench launches itself (``launch:``, see engines.py).
+
+    When the server sends no usage, tokens are counted (see counting.py) and marked as counted.
+    """
 
     key_env = None  # a key is optional here
-    options = frozenset({"base_url", "api_key_env", "sampling", "reasoning_effort"})
+    options = frozenset({"base_url", "api_key_env", "sampling", "reasoning_effort", "launch"})
     default_endpoint, vendor = None, None  # no vendor default: the endpoint is the point
     _max_tokens_field = "max_tokens"  # what every compatible server understands
     # vLLM and SGLang enforce response_format; other servers may ignore it, so it counts as requested only.
     _structured_mode = StructuredMode.REQUESTED
+
+    def __init__(self, spec: Any, suite_dir: Any):
+        super().__init__(spec, suite_dir)
+        self.engine: Any = None  # engines.EngineProcess while a launched engine runs
+        self._counter: Any = None
 
     def billing(self) -> str:
         return Provider.billing(self)
@@ -113,13 +125,104 @@ class OpenAICompatibleProvider(OpenAIProvider):
         return os.environ.get(self.spec.api_key_env) if self.spec.api_key_env else None
 
     def _base_url(self) -> str | None:
+        if self.engine is not None:
+            return f"{self.engine.base_url}/v1"
         return self.spec.base_url
 
+    def _served_model(self) -> str:
+        """What a launched engine loads: ``launch.model`` or the model's ``model``, local paths made absolute."""
+        from openbench.providers.hf import PKG_SCHEME, resolve_model_path
+
+        model = self.spec.launch.model or self.spec.model
+        if model.startswith(PKG_SCHEME) or (self.suite_dir / model).exists() or Path(model).expanduser().exists():
+            folder, gguf = resolve_model_path(model, None, self.suite_dir)
+            return str(Path(folder) / gguf) if gguf else folder
+        return model  # a hub id
+
+    def _request_model(self) -> str:
+        # An engine launched on the model's own `model` serves it under the resolved path.
+        launch = self.spec.launch
+        return self._served_model() if launch is not None and launch.model is None else self.spec.model
+
     def check(self) -> None:
-        if not self.spec.base_url:
-            raise OpenbenchError(f"model '{self.spec.id}': the openai-compatible provider needs base_url (e.g. http://localhost:8000/v1)")
+        launch = self.spec.launch
+        if launch is not None:
+            from openbench.engines import engine_command
+
+            if self.spec.base_url:
+                raise OpenbenchError(f"model '{self.spec.id}': give base_url or launch, not both (a launched engine gets its own address)")
+            engine_command(launch.engine, self._served_model(), 0, [])  # MissingDependency when the engine is not installed
+        elif not self.spec.base_url:
+            raise OpenbenchError(
+                f"model '{self.spec.id}': the openai-compatible provider needs base_url (e.g. http://localhost:8000/v1) or launch"
+            )
         if self.spec.api_key_env:  # a key is optional here, but one that is named must be set
             super().check()
+
+    def cache_identity(self) -> dict[str, Any]:
+        launch = self.spec.launch
+        if launch is None:
+            return super().cache_identity()
+        # A launched engine's port changes every run; what it serves and how does not.
+        engine = {"engine": launch.engine, "model": self._served_model(), "args": launch.args}
+        return {"provider": self.spec.provider, "model": self.spec.model, "launch": engine, "params": self.spec.params}
+
+    def loading_message(self) -> str | None:
+        launch = self.spec.launch
+        return f"starting {launch.engine} for {self._served_model()} ..." if launch is not None else None
+
+    async def start(self) -> None:
+        launch = self.spec.launch
+        if launch is not None:
+            from openbench.engines import EngineProcess
+
+            folder = self.run_dir or Path.cwd()
+            log = folder / f"engine-{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.spec.id)}.log"
+            self.engine = EngineProcess(launch.engine, self._served_model(), launch.args, launch.env, log, launch.port)
+            try:
+                self.engine.start()  # on this (the run's) thread: the engine dies with it
+                await self.engine.wait_ready(launch.startup_timeout_s)
+            except BaseException:
+                self.engine.stop()
+                raise
+        try:
+            await super().start()
+        except BaseException:
+            await self.close()
+            raise
+        self._counter = self._usage_counter()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self.engine is not None:
+                self.engine.stop()
+
+    def engine_info(self) -> Any:
+        return self.engine.info() if self.engine is not None else None
+
+    def _usage_counter(self) -> Any:
+        from openbench.providers.counting import ENGINE_METHODS, METHODS, UsageCounter, local_tokenizer
+
+        launch = self.spec.launch
+        methods = ENGINE_METHODS[launch.engine] if launch is not None else METHODS
+        served = self._served_model() if launch is not None else str(self.suite_dir / self.spec.model)
+        root = re.sub(r"/v1/?$", "", self._base_url() or "")
+        return UsageCounter(root, self._request_model(), methods, local_tokenizer(served))
+
+    def _body(self, request: ChatRequest, params: dict[str, Any]) -> dict[str, Any]:
+        body = super()._body(request, params)
+        if self.spec.launch is not None:
+            body["model"] = self._request_model()
+        return body
+
+    async def complete(self, request: ChatRequest, clock: AttemptClock, case: dict[str, Any]) -> Completion:
+        completion = await super().complete(request, clock, case)
+        if completion.usage.output_tokens is None and self._counter is not None:
+            # The server sent no usage: count after the clock has stopped, and say the figures were counted.
+            completion = dataclasses.replace(completion, usage=await self._counter.usage(request, completion.text))
+        return completion
 
 
 def _usage(raw: dict[str, Any] | None) -> Usage:
@@ -132,6 +235,7 @@ def _usage(raw: dict[str, Any] | None) -> Usage:
         output_tokens=raw.get("completion_tokens"),
         cached_input_tokens=prompt_details.get("cached_tokens") or 0,
         reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+        source="server",
     )
 
 

@@ -90,6 +90,9 @@ def _cost_cell(row: SummaryRow) -> str:
     return fmt_usd(row.cost_per_task_usd)
 
 
+COUNTED_MARK = "^"  # ASCII, like the rest of the table off a terminal
+
+
 @dataclass(frozen=True)
 class Column:
     key: str  # its name in a suite's `columns:` and in --columns
@@ -115,7 +118,12 @@ COLUMNS: list[Column] = [
     Column("p95", "e2e p95 s", lambda r: fmt_num(r.latency_p95_s), 2),
     Column("ttft", "ttft p50 s", lambda r: fmt_num(r.ttft_p50_s, 3), 3),
     Column("tok/s", "tok/s", lambda r: fmt_num(r.output_tps_p50, 1), 3),
-    Column("tokens", "tok in/out", lambda r: f"{fmt_num(r.input_tokens_per_task, 0)}/{fmt_num(r.output_tokens_per_task, 0)}", 3),
+    Column(
+        "tokens",
+        "tok in/out",
+        lambda r: f"{fmt_num(r.input_tokens_per_task, 0)}/{fmt_num(r.output_tokens_per_task, 0)}{COUNTED_MARK if r.tokens_counted else ''}",
+        3,
+    ),
     Column("$/task", "$/task", _cost_cell, 2),
     Column("$/passed", "$/passed", lambda r: "none passed" if r.pass_rate == 0 else fmt_usd(r.cost_per_passed_task_usd), 4),
     Column("errors", "errors", lambda r: str(r.errors), 2),
@@ -217,6 +225,8 @@ def render_table(
             "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "
             "`openbench cost RUN` adds the usage-based bound and break-even volumes."
         )
+    if any(r.tokens_counted for r in rows):
+        notes.append(f"  {COUNTED_MARK} tokens counted by openbench (the server sent no usage): its tokenize endpoint or the model's tokenizer.")
     if any(r.cached for r in rows if r.task == ALL_TASKS):
         footnotes.append("  cached rows are replays: they count for quality and cost, not for latency.")
     footnotes += [f"  note: {n}" for n in notes]

@@ -31,10 +31,10 @@ def prompts(n: int) -> list[str]:
     return [PROMPTS[i % len(PROMPTS)].format(x=1000 + 7 * i) for i in range(n)]
 
 
-def make_spec(model: str, batch_size: int, dtype: str):
+def make_spec(model: str, batch_size: int, dtype: str, device: str = "cpu"):
     from openbench.suite import ModelSpec
 
-    return ModelSpec(id="bench", provider="hf", model=model, dtype=dtype, batch_size=batch_size)
+    return ModelSpec(id="bench", provider="hf", model=model, dtype=dtype, batch_size=batch_size, device=device)
 
 
 async def provider_run(provider, texts: list[str], max_tokens: int) -> tuple[float, int]:
@@ -62,7 +62,7 @@ def manual_run(provider, texts: list[str], max_tokens: int, batch_size: int) -> 
             tok.apply_chat_template([{"role": "user", "content": t}], add_generation_prompt=True, tokenize=False)
             for t in texts[i : i + batch_size]
         ]
-        enc = tok(chunk, add_special_tokens=False, return_tensors="pt", padding=True)
+        enc = tok(chunk, add_special_tokens=False, return_tensors="pt", padding=True).to(model.device)
         with torch.inference_mode():
             out = model.generate(**enc, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=list(eos_ids))
         for row in out[:, enc["input_ids"].shape[1] :].tolist():
@@ -82,15 +82,16 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=32, help="prompts per measurement")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0 ...")
     args = parser.parse_args()
     from openbench.providers.hf import HFProvider
 
     model = {"quickstart": QUICKSTART, "tiny": str(ROOT / "suites" / "models" / "tiny-base")}.get(args.model, args.model)
     texts = prompts(args.n)
-    print(f"model {args.model}, dtype {args.dtype}, {args.n} prompts, max {args.max_tokens} new tokens, torch threads {__import__('torch').get_num_threads()}")
+    print(f"model {args.model}, dtype {args.dtype}, device {args.device}, {args.n} prompts, max {args.max_tokens} new tokens, torch threads {__import__('torch').get_num_threads()}")
     print(f"{'batch':>5} {'openbench tok/s':>16} {'manual tok/s':>13} {'ratio':>6} {'tokens':>7}")
     for bs in args.batch_sizes:
-        provider = HFProvider(make_spec(model, bs, args.dtype), ROOT)
+        provider = HFProvider(make_spec(model, bs, args.dtype, args.device), ROOT)
         await provider.start()
         await provider_run(provider, texts[: bs], args.max_tokens)  # warm-up
         manual_run(provider, texts[: bs], args.max_tokens, bs)
