@@ -181,11 +181,16 @@ class ModelClient:
 
     # -- one request ------------------------------------------------------------------------------
 
-    async def answer(self, request: ChatRequest, case_fields: dict[str, Any]) -> Answer:
-        """Ask once (retrying what is worth retrying); a cached answer is replayed. Raises BudgetSpent."""
+    async def answer(self, request: ChatRequest, case_fields: dict[str, Any], sample: int = 0) -> Answer:
+        """Ask once (retrying what is worth retrying); a cached answer is replayed. Raises BudgetSpent.
+
+        ``sample``: which repeat of the item this is; each has its own cache entry, so repeats are never replays.
+        """
         key = None
         if self.cache is not None:
             identity = self.provider.cache_identity()
+            if sample:
+                identity = {**identity, "sample": sample}
             # Providers that answer from the case (reference, fake) must not share answers between cases.
             key = cache_key({**identity, "case": case_fields} if self.provider.reads_case else identity, request)
             replay = self.cache.get(key)

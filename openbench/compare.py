@@ -9,6 +9,8 @@ have sent the same prompts, data and scorers (see ``suite_differences``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -95,7 +97,11 @@ def _delta(base: SummaryRow | None, cand: SummaryRow | None, name: str) -> float
 
 
 def _records(side: Side) -> dict[tuple[str, str], ItemResult]:
-    found = {(r.task, r.case_id): r for r in side.store.iter_records() if r.model == side.model}
+    samples: dict[tuple[str, str], list[ItemResult]] = {}
+    for r in side.store.iter_records():
+        if r.model == side.model:
+            samples.setdefault((r.task, r.case_id), []).append(r)
+    found = {key: _item_mean(rs) for key, rs in samples.items()}
     if not found:
         models = sorted({r.model for r in side.store.iter_records()})
         from openbench.registry import did_you_mean
@@ -105,6 +111,18 @@ def _records(side: Side) -> dict[tuple[str, str], ItemResult]:
             f"Models there: {', '.join(models) or 'none'}"
         )
     return found
+
+
+def _item_mean(samples: list[ItemResult]) -> ItemResult:
+    """An item sampled more than once (``repeats``) compares as one unit: its samples' mean score (errors 0)."""
+    if len(samples) == 1:
+        return samples[0]
+    graded = [_graded(r) for r in samples]
+    if any(g is None for g in graded):
+        return samples[-1]  # a sample never scored: nothing to average
+    mean = sum(graded) / len(graded)
+    passes = sum(1 for r in samples if r.error is None and r.passed) / len(samples)
+    return dataclasses.replace(samples[0], sample=0, score=mean, passed=passes >= 0.5, error=None, error_kind=None)
 
 
 def _graded(r: ItemResult) -> float | None:

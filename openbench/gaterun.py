@@ -90,6 +90,9 @@ def rules_for(suite_gate: Any, margin: float | None, confidence: float | None) -
 
 def prepare(suite: Any, options: GateOptions, saved: SequentialSettings | None) -> tuple[SequentialSettings, Any]:
     """Settings and gate rules for a sequential run, or one clear error (before any run folder is made)."""
+    repeated = [t.name for t in suite.spec.tasks if (t.repeats or suite.spec.defaults.repeats) > 1]
+    if repeated:
+        raise RunError(f"run --gate takes one sample per item; tasks with repeats: {', '.join(repeated)} (set repeats: 1)")
     if saved is not None:
         given = {"baseline": options.baseline, "candidate": options.candidate, "margin": options.margin,
                  "confidence": options.confidence, "block": options.block}  # fmt: skip
@@ -170,7 +173,7 @@ def _score(record: ItemResult | None) -> float:
 class _Collect:
     """Passes the runner's reports on, keeping each record (so the sequence never re-reads the store)."""
 
-    def __init__(self, inner: Any, records: dict[tuple[str, str, str], ItemResult]):
+    def __init__(self, inner: Any, records: dict[tuple[str, str, str, int], ItemResult]):
         self.inner, self.records = inner, records
 
     def item_done(self, model_id: str, record: ItemResult) -> None:
@@ -187,7 +190,7 @@ class SequentialGate:
         self.units = order(load_work(suite, limit), settings.seed)
         self.blocks = blocks(self.units, settings.block)
         self.total_items = sum(len(u.items) for u in self.units)
-        self.records: dict[tuple[str, str, str], ItemResult] = {}
+        self.records: dict[tuple[str, str, str, int], ItemResult] = {}
         self.steps: list[Step] = []
         self.stopped_by: str | None = None  # why the sequence ended before it was settled (budget, a failed model)
 
@@ -220,7 +223,7 @@ class SequentialGate:
                 runner.reporter.model_started(model_id, self.total_items)
             for index, block in enumerate(self.blocks):
                 for client in clients:
-                    todo = [item for unit in block for item in unit.items if (unit.task, item.case.id, client.spec.id) not in self.records]
+                    todo = [item for unit in block for item in unit.items if (unit.task, item.case.id, client.spec.id, 0) not in self.records]
                     await runner.run_items(client, todo)
                     if client.stop or runner.budget_hit:
                         self.stopped_by = client.entry.reason if client.stop else f"the budget (--max-cost {runner.options.max_cost_usd}) was spent"
@@ -245,8 +248,8 @@ class SequentialGate:
         for block in self.blocks[: upto + 1]:
             for unit in block:
                 diffs = [
-                    _score(self.records.get((unit.task, item.case.id, self.settings.candidate)))
-                    - _score(self.records.get((unit.task, item.case.id, self.settings.baseline)))
+                    _score(self.records.get((unit.task, item.case.id, self.settings.candidate, 0)))
+                    - _score(self.records.get((unit.task, item.case.id, self.settings.baseline, 0)))
                     for item in unit.items
                 ]
                 value = sum(diffs) / len(diffs)

@@ -176,6 +176,7 @@ class ItemResult:
     task: str
     case_id: str
     model: str
+    sample: int = 0  # which of a task's `repeats` samples of the item (0 for the first or only one)
     output: str | None = None
     score: float | None = None
     passed: bool | None = None
@@ -208,12 +209,14 @@ class ItemResult:
     notes: list[str] | None = None  # what the provider changed on the way (e.g. merged turns)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.task, self.case_id, self.model)
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.task, self.case_id, self.model, self.sample)
 
     def to_dict(self) -> dict[str, Any]:
         # Written once per item on the request path: a flat copy is ~10x cheaper than dataclasses.asdict.
         data = dict(self.__dict__)
+        if not self.sample:
+            del data["sample"]  # single-sample records keep the key they always had
         data["scores"] = dict(self.scores)
         if self.judge is not None:
             data["judge"] = dict(self.judge.__dict__)

@@ -57,6 +57,7 @@ class WorkItem:
     task: TaskSpec
     scorers: list[BoundScorer]
     case: Case
+    sample: int = 0  # which of the task's repeats
 
 
 class ScoringContext:
@@ -97,13 +98,17 @@ def load_work(suite: LoadedSuite, limit: int | None = None) -> list[tuple[TaskSp
     return [(task, bind_task(task), load_cases(suite, ti, limit)) for ti, task in enumerate(suite.spec.tasks)]
 
 
-def request_for(suite: LoadedSuite, task: TaskSpec, case: Case) -> ChatRequest:
-    """The request a case sends: task settings over the suite's defaults."""
+def repeats_of(suite: LoadedSuite, task: TaskSpec) -> int:
+    return task.repeats or suite.spec.defaults.repeats
+
+
+def request_for(suite: LoadedSuite, task: TaskSpec, case: Case, sample: int = 0) -> ChatRequest:
+    """The request a case sends: task settings over the suite's defaults. Each repeat has its own seed."""
     d = suite.spec.defaults
     sampling = Sampling(
         temperature=task.temperature if task.temperature is not None else d.temperature,
         max_tokens=task.max_tokens or d.max_tokens,
-        seed=d.seed,
+        seed=d.seed + sample if d.seed is not None else None,
         top_p=d.top_p,
         stop=tuple(d.stop),
     )
@@ -197,10 +202,11 @@ class Runner:
         entry = client.entry
         self.results.append(entry)  # before anything can raise, so that an aborted run still reports it
         todo = [
-            WorkItem(task, scorers, case)
+            WorkItem(task, scorers, case, sample)
             for task, scorers, cases in work
             for case in cases
-            if (task.name, case.id, spec.id) not in self.done
+            for sample in range(repeats_of(self.suite, task))
+            if (task.name, case.id, spec.id, sample) not in self.done
         ]
         if client.check([task for task, _, _ in work]) and self.budget_hit:
             entry.status, entry.reason = "not run", f"the budget (--max-cost {self.options.max_cost_usd}) was spent before it"
@@ -288,17 +294,19 @@ class Runner:
     # -- one item ---------------------------------------------------------------------------------
 
     async def _run_item(self, client: ModelClient, item: WorkItem) -> ItemResult:
-        base: dict[str, Any] = {"task": item.task.name, "case_id": item.case.id, "model": client.spec.id, "started_at": utc_now()}
+        base: dict[str, Any] = {
+            "task": item.task.name, "case_id": item.case.id, "model": client.spec.id, "sample": item.sample, "started_at": utc_now(),
+        }
         if item.task.cluster_field:
             base["cluster"] = str(item.case.fields.get(item.task.cluster_field))
         try:
-            request = request_for(self.suite, item.task, item.case)
+            request = request_for(self.suite, item.task, item.case, item.sample)
         except TemplateError as exc:
             return ItemResult(**base, error=str(exc), error_kind="template")
-        previous = self.answered.get((item.task.name, item.case.id, client.spec.id))
+        previous = self.answered.get((item.task.name, item.case.id, client.spec.id, item.sample))
         if previous is not None:
             return await self.rescore(previous, item, request)
-        answer = await client.answer(request, item.case.fields)
+        answer = await client.answer(request, item.case.fields, item.sample)
         if answer.completion is None:
             error = answer.error
             return ItemResult(

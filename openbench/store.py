@@ -90,9 +90,14 @@ def _parse(line: str) -> tuple[dict | None, str | None]:
 
 
 def _key_text(data: dict) -> bytes:
-    """The item key of a parsed record, in the form ``append`` writes it."""
+    """The item key of a parsed record, in the form ``append`` writes it (a repeated item's sample included)."""
     task, case_id, model = (json.dumps(data[k], ensure_ascii=False) for k in ("task", "case_id", "model"))
-    return f'{{"task": {task}, "case_id": {case_id}, "model": {model}'.encode()
+    sample = f', "sample": {data["sample"]}' if data.get("sample") else ""
+    return f'{{"task": {task}, "case_id": {case_id}, "model": {model}{sample}'.encode()
+
+
+def _key_end(key: bytes) -> bool:
+    return key.endswith(b'"') or (key[-1:].isdigit() and b', "sample": ' in key)
 
 
 def _regular_index(path: Path, signature: tuple[int, int]) -> _Index | None:
@@ -103,8 +108,9 @@ def _regular_index(path: Path, signature: tuple[int, int]) -> _Index | None:
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
                 return None  # a torn last line
-    # Every key starts like a record and ends with the model's closing quote (no line lacked `, "output": `).
-    if not (all(map(bytes.startswith, keys, repeat(_KEY_START))) and all(map(bytes.endswith, keys, repeat(b'"')))):
+    # Every key starts like a record and ends with the model's closing quote or a sample number (no line lacked
+    # `, "output": `).
+    if not (all(map(bytes.startswith, keys, repeat(_KEY_START))) and all(map(_key_end, keys))):
         return None
     latest = dict(zip(keys, range(1, len(keys) + 1)))
     skip = set() if len(latest) == len(keys) else set(range(1, len(keys) + 1)) - set(latest.values())
@@ -279,7 +285,7 @@ class RunStore:
         for data in self._lines():
             yield ItemResult.from_dict(data)
 
-    def latest_records(self) -> dict[tuple[str, str, str], ItemResult]:
+    def latest_records(self) -> dict[tuple[str, str, str, int], ItemResult]:
         """The last record per (task, case, model): what a resumed run counts as done."""
         return {r.key: r for r in self.iter_records()}
 

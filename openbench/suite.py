@@ -38,6 +38,7 @@ class Defaults(_Strict):
     seed: int | None = Field(0, ge=0, le=2**63 - 1, description="Sampling seed sent with every request (data samples use data.seed).")
     top_p: float | None = Field(None, gt=0, le=1)
     stop: list[str] = Field(default_factory=list)
+    repeats: int = Field(1, ge=1, le=1000, description="Samples per item (each with its own seed); statistics use item means.")
 
 
 class HardwareSpec(_Strict):
@@ -286,6 +287,7 @@ class TaskSpec(_Strict):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     temperature: float | None = Field(None, ge=0, le=2)
     cluster_field: str | None = Field(None, description="Case field whose items are correlated (for the statistics).")
+    repeats: int | None = Field(None, ge=1, le=1000, description="Samples per item; defaults.repeats when unset.")
 
     @model_validator(mode="after")
     def _one_conversation(self) -> TaskSpec:

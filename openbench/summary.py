@@ -68,6 +68,9 @@ class SummaryRow:
     error_rate: float | None = None
     quality_excl_errors: float | None = None  # secondary view: errored items left out
     pass_rate_excl_errors: float | None = None
+    samples_per_item: int | None = None  # `repeats`: samples per item, when more than one
+    consistency: float | None = None  # share of items whose samples all pass or all fail
+    pass_at_k: dict[str, float] | None = None  # k -> unbiased pass@k, when items were sampled more than once
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +82,7 @@ COLUMNS = [f.name for f in fields(SummaryRow)]
 class _Group:
     __slots__ = (
         "items", "errors", "cached", "scores", "passed", "latency", "ttft", "tps", "tin", "tout", "cost", "cost_n",
-        "lat_sum", "judge_cost", "judge_unknown", "reasoning", "thinking", "counted",
+        "lat_sum", "judge_cost", "judge_unknown", "reasoning", "thinking", "counted", "per_item",
     )
 
     def __init__(self) -> None:
@@ -97,6 +100,11 @@ class _Group:
         self.counted = False
         self.reasoning: list[int] = []
         self.thinking: list[float] = []
+        self.per_item: dict[tuple[str, str], list[tuple[float, bool]]] = {}  # each sample's (score, passed), errors 0
+
+    @property
+    def repeated(self) -> bool:
+        return len(self.per_item) < self.items
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -104,6 +112,8 @@ class _Group:
 
     def add(self, r: ItemResult) -> None:
         self.items += 1
+        graded = r.error is None and r.score is not None
+        self.per_item.setdefault((r.task, r.case_id), []).append((r.score if graded else 0.0, bool(r.passed) and graded))
         judge = r.judge
         if judge is not None:
             if judge.cost_usd is None:
@@ -137,6 +147,40 @@ class _Group:
             self.cost_n += 1
 
 
+@dataclass(frozen=True)
+class Repeats:
+    """What several samples per item say: item means, how often an item's samples agree, and pass@k."""
+
+    per_item: int  # samples of the most-sampled item
+    item_means: list[float]
+    pass_rate: float  # mean over items of each item's share of passing samples (= pass@1)
+    consistency: float  # share of items whose samples all pass or all fail
+    pass_at_k: dict[str, float]  # k -> the unbiased estimator of Chen et al. (2021), averaged over items
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Chance that at least one of k samples drawn from n (c of them passing) passes: 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    from math import comb
+
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def repeats(g: _Group) -> Repeats:
+    items = list(g.per_item.values())
+    most = max(len(s) for s in items)
+    shares = [sum(p for _, p in s) / len(s) for s in items]
+    ks = sorted({1, most} | {k for k in (2, 5, 10) if k < most})
+    return Repeats(
+        per_item=most,
+        item_means=[sum(v for v, _ in s) / len(s) for s in items],
+        pass_rate=sum(shares) / len(shares),
+        consistency=sum(1 for share in shares if share in (0.0, 1.0)) / len(shares),
+        pass_at_k={str(k): sum(pass_at_k(len(s), sum(p for _, p in s), k) for s in items if len(s) >= k) / sum(1 for s in items if len(s) >= k) for k in ks},
+    )
+
+
 def summarise(
     records: Iterable[ItemResult],
     manifest: RunManifest | None = None,
@@ -157,7 +201,9 @@ def summarise(
     def row(task: str, model: str, g: _Group) -> SummaryRow:
         info = models.get(model)
         graded = g.scores + [0.0] * g.errors  # an errored item scores 0 and fails
-        est = stats.mean_ci(graded, confidence) if graded else None
+        samples = repeats(g) if g.repeated else None
+        # Repeated samples of an item are one unit: its mean, so that repeats never inflate n.
+        est = stats.mean_ci(samples.item_means if samples else graded, confidence) if graded else None
         ok = g.items - g.errors
         mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
         api_cost = g.cost / g.cost_n if g.cost_n and g.cost_n == ok else None
@@ -171,7 +217,7 @@ def summarise(
             )
             usage, dedicated = costs.usage_usd, costs.dedicated_usd
         per_task, basis = (api_cost, "api") if api_cost is not None else (dedicated, "dedicated" if dedicated is not None else None)
-        pass_rate = g.passed / len(graded) if graded else None
+        pass_rate = (samples.pass_rate if samples else g.passed / len(graded)) if graded else None
         return SummaryRow(
             task=task,
             model=model,
@@ -208,6 +254,9 @@ def summarise(
             error_rate=g.errors / g.items if g.items else None,
             quality_excl_errors=sum(g.scores) / len(g.scores) if g.scores else None,
             pass_rate_excl_errors=g.passed / len(g.scores) if g.scores else None,
+            samples_per_item=samples.per_item if samples else None,
+            consistency=samples.consistency if samples else None,
+            pass_at_k=samples.pass_at_k if samples else None,
         )
 
     task_order = {t: i for i, t in enumerate(manifest.tasks if manifest is not None else [])}

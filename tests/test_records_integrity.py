@@ -116,7 +116,7 @@ def test_the_latest_record_of_an_item_wins_whatever_its_formatting(run):
     write(run, content + [json.dumps(changed, indent=None, separators=(",", ":")) + "\n"])
     latest = RunStore(run).latest_records()
     assert len(latest) == 2 * N
-    assert latest[(first["task"], first["case_id"], first["model"])].score == 0.25
+    assert latest[(first["task"], first["case_id"], first["model"], 0)].score == 0.25
     raw = list(RunStore(run).iter_raw())
     assert len(raw) == 2 * N and raw[-1]["score"] == 0.25  # in file order of the latest line
 
@@ -127,7 +127,7 @@ def test_the_latest_record_wins_in_a_file_written_only_by_openbench(run):
     write(run, content + [json.dumps(again, ensure_ascii=False) + "\n"])
     store = RunStore(run)
     latest = store.latest_records()
-    assert len(latest) == 2 * N and latest[(again["task"], again["case_id"], again["model"])].score == 0.5
+    assert len(latest) == 2 * N and latest[(again["task"], again["case_id"], again["model"], 0)].score == 0.5
     assert store.health().bad == []
 
 
@@ -140,11 +140,13 @@ def test_a_corrupt_later_line_does_not_hide_an_earlier_good_record(run):
 
 
 def test_records_start_with_their_key_then_output():
-    """The store finds an item's key without parsing by relying on this order."""
+    """The store finds an item's key without parsing by relying on this order (a repeat's sample is part of the key)."""
     names = [f.name for f in dataclasses.fields(ItemResult)]
-    assert names[:4] == ["task", "case_id", "model", "output"]
+    assert names[:5] == ["task", "case_id", "model", "sample", "output"]
     line = json.dumps(ItemResult(task='t "x", "output": ', case_id="é", model="m").to_dict(), ensure_ascii=False)
-    assert line.startswith('{"task": ') and line.index(', "output": ') > line.index('"model"')
+    assert line.startswith('{"task": ') and line.index(', "output": ') > line.index('"model"') and '"sample"' not in line
+    second = json.dumps(ItemResult(task="t", case_id="c", model="m", sample=2).to_dict())
+    assert second.startswith('{"task": "t", "case_id": "c", "model": "m", "sample": 2, "output": ')
 
 
 def test_gate_refuses_a_corrupt_run_unless_allowed(run, invoke):

@@ -169,8 +169,8 @@ def test_resume_runs_only_missing_and_failed_items(write_suite, invoke, tmp_path
     assert len(latest) == 10 and all(r.error is None for r in latest.values())
     # The file keeps both records of the re-run item; readers see only the latest of each item,
     # so tables and reports never count it twice.
-    on_disk = Counter((r["task"], r["case_id"], r["model"]) for r in map(json.loads, after))
-    assert on_disk == Counter({**{k: 1 for k in latest}, (failed["task"], failed["case_id"], "fake-a"): 2})
+    on_disk = Counter((r["task"], r["case_id"], r["model"], r.get("sample", 0)) for r in map(json.loads, after))
+    assert on_disk == Counter({**{k: 1 for k in latest}, (failed["task"], failed["case_id"], "fake-a", 0): 2})
     assert Counter(r.key for r in RunStore(run_dir).iter_records()) == Counter({k: 1 for k in latest})
     summary = (run_dir / "summary.csv").read_text(encoding="utf-8-sig").splitlines()
     overall = [dict(zip(summary[0].split(","), line.split(","))) for line in summary[1:]]

@@ -19,6 +19,12 @@ def model_notes(manifest: RunManifest, rows: Iterable[SummaryRow] = ()) -> list[
             notes.append(f"{m.id}: answers came from {m.endpoint}, not the vendor's default endpoint")
     notes += parity_warnings(manifest.models)
     for r in rows:
+        if r.samples_per_item and r.task != ALL_TASKS:
+            ks = ", ".join(f"pass@{k} {v:.2f}" for k, v in (r.pass_at_k or {}).items())
+            notes.append(
+                f"{r.model} on {r.task}: {r.samples_per_item} samples per item (statistics use each item's mean); "
+                f"consistency {r.consistency:.0%} (items whose samples all pass or all fail); {ks}"
+            )
         if r.task == ALL_TASKS and r.reasoning_tokens_per_task:
             thinking = f", thinking began after {r.thinking_p50_s:.3f} s (median)" if r.thinking_p50_s is not None else ""
             notes.append(
