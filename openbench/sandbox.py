@@ -276,6 +276,8 @@ def interpreter_folders() -> list[str]:
 def _bubblewrap_command(workdir: str) -> list[str]:
     command = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     command += ["--new-session", "--die-with-parent"]
+    # The private /tmp first, so that an interpreter kept under /tmp (a venv in a temporary checkout) is bound on top.
+    command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     folders = interpreter_folders()
     # Parents that bwrap would otherwise create as 0700, which the unprivileged user cannot cross.
     parents = sorted({str(parent) for folder in folders for parent in Path(folder).parents} - {"/"})
@@ -287,7 +289,6 @@ def _bubblewrap_command(workdir: str) -> list[str]:
             command += ["--symlink", os.readlink(folder), folder]
         else:
             command += ["--ro-bind", folder, folder]
-    command += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     command += ["--ro-bind", os.path.join(workdir, "main.py"), "/tmp/main.py", "--chdir", "/tmp", "--clearenv"]
     for name, value in _environment().items():
         command += ["--setenv", name, value]
