@@ -27,7 +27,7 @@ def test_server_usage_is_recorded_as_server(tmp_path: Path, invoke, monkeypatch)
     with FakeServer(reply=REPLY) as srv:
         rec, output = _run(srv, "m", tmp_path, invoke, monkeypatch)
     assert rec["usage_source"] == "server" and rec["output_tokens"] == len(split_tokens(REPLY))
-    assert "tokens counted by openbench" not in output
+    assert "counted the tokens" not in output and "were counted by openbench" not in output
 
 
 def test_no_usage_is_counted_with_the_servers_tokenize_endpoint(tmp_path: Path, invoke, monkeypatch) -> None:
@@ -40,7 +40,11 @@ def test_no_usage_is_counted_with_the_servers_tokenize_endpoint(tmp_path: Path, 
     # The server's own counts: what its usage would have said.
     assert rec["output_tokens"] == len(split_tokens(REPLY)) and rec["input_tokens"] == prompt_words(request.body)
     assert len(asked) == 2 and asked[0].body["messages"] == request.body["messages"]
-    assert "^" in output and "tokens counted by openbench" in output
+    assert "^" in output and "were counted by openbench" in output and "openbench counted the tokens" in output
+    (run_dir,) = (tmp_path / "results").iterdir()
+    for fmt in ("md", "html"):  # the reports say it too
+        assert invoke("report", run_dir, "--format", fmt).exit_code == 0
+        assert "openbench counted the tokens" in (run_dir / f"report.{fmt}").read_text()
 
 
 def test_no_usage_and_no_endpoint_is_counted_with_the_models_own_tokenizer(tmp_path: Path, invoke, monkeypatch, tiny_model_dir: Path) -> None:

@@ -25,6 +25,11 @@ def model_notes(manifest: RunManifest, rows: Iterable[SummaryRow] = ()) -> list[
                 f"{r.model} on {r.task}: {r.samples_per_item} samples per item (statistics use each item's mean); "
                 f"consistency {r.consistency:.0%} (items whose samples all pass or all fail); {ks}"
             )
+        if r.task == ALL_TASKS and r.tokens_counted:
+            notes.append(
+                f"{r.model}: its server sent no token usage; openbench counted the tokens (its tokenize endpoint or the "
+                "model's tokenizer), and prices them the same way"
+            )
         if r.task == ALL_TASKS and r.reasoning_tokens_per_task:
             thinking = f", thinking began after {r.thinking_p50_s:.3f} s (median)" if r.thinking_p50_s is not None else ""
             notes.append(

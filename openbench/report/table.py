@@ -225,8 +225,8 @@ def render_table(
             "  * self-hosted: dedicated hardware at the stated utilisation, from the throughput measured here; "
             "`openbench cost RUN` adds the usage-based bound and break-even volumes."
         )
-    if any(r.tokens_counted for r in rows):
-        notes.append(f"  {COUNTED_MARK} tokens counted by openbench (the server sent no usage): its tokenize endpoint or the model's tokenizer.")
+    if any(r.tokens_counted for r in rows) and any(c.key == "tokens" for c in shown):
+        footnotes.append(f"  {COUNTED_MARK} token figures marked so were counted by openbench, not reported by the server.")
     if any(r.cached for r in rows if r.task == ALL_TASKS):
         footnotes.append("  cached rows are replays: they count for quality and cost, not for latency.")
     footnotes += [f"  note: {n}" for n in notes]
