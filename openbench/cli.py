@@ -656,5 +656,7 @@ def report(
 
         text = summary_json(rows, manifest, gate_doc)
     path = output or store.path / f"report.{fmt}"
+    if output is not None and output.is_dir():
+        path = output / f"report.{fmt}"  # an existing folder: the report goes inside it
     _write_all({path: text})
     typer.echo(f"wrote {path}")

@@ -44,9 +44,9 @@ class Budget:
     still does not fit, the budget is spent.
     """
 
-    def __init__(self, limit_usd: float | None):
+    def __init__(self, limit_usd: float | None, spent_usd: float = 0.0):
         self.limit = limit_usd
-        self.spent = 0.0
+        self.spent = spent_usd
         self.reserved = 0.0
         self.hit = False
         self._settled: asyncio.Condition | None = None
@@ -218,6 +218,8 @@ class ModelClient:
         return Answer(completion, error, attempts, False, perf_counter() - wall_start, cost, self.provider.fingerprint(request))
 
     def cost(self, usage: Usage) -> float | None:
+        if self.entry.billing == "free":
+            return 0.0
         return pricing.cost(usage, self.price, batch=self.spec.batch_api) if self.price else None
 
     def _worst_cost(self, request: ChatRequest) -> float | None:

@@ -69,13 +69,13 @@ def estimate(suite: LoadedSuite, requests: list[tuple[str, ChatRequest]], models
 def suite_requests(suite: LoadedSuite, limit: int | None = None) -> list[tuple[str, ChatRequest]]:
     """Every request a run would send (per model), rendered from the suite."""
     from openbench.prompts import TemplateError
-    from openbench.runner import load_work, request_for
+    from openbench.runner import load_work, repeats_of, request_for
 
     requests = []
     for task, _, cases in load_work(suite, limit):
         for case in cases:
             try:
-                requests.append((task.name, request_for(suite, task, case)))
+                requests += [(task.name, request_for(suite, task, case, k)) for k in range(repeats_of(suite, task))]
             except TemplateError as exc:
                 raise OpenbenchError(f"task '{task.name}', case '{case.id}': {exc}") from None
     return requests

@@ -34,6 +34,8 @@ class TemplateFacts(BaseModel):
     mode: Literal["model", "suite-only"] = "model"
     #: Items whose rendered prompt held the injected system prompt.
     injected_items: int = 0
+    #: Items whose messages held a system prompt (which a "dropped" template never showed the model).
+    system_items: int = 0
 
 
 def template_facts(render: Callable[[list[dict[str, str]]], str]) -> TemplateFacts:
@@ -72,6 +74,10 @@ def parity_warnings(models: list[Any]) -> list[str]:
                 f"{entry.id}'s template added the system prompt '{shown}' to {facts.injected_items} item(s) where the suite "
                 f"gave none; {others} did not see it. Give the suite a system prompt, or set chat_template: suite-only."
             )
-        if facts.system_role == "dropped":
-            out.append(f"{entry.id}'s template drops system messages: it never saw the suite's system prompt; {others} did.")
+        saw = [m.id for m in models if m is not entry and (m.template is None or m.template.system_role != "dropped")]
+        if facts.system_role == "dropped" and facts.system_items and saw:
+            out.append(
+                f"{entry.id}'s template drops system messages: on {facts.system_items} item(s) it never saw the suite's "
+                f"system prompt; {', '.join(saw)} did."
+            )
     return out

@@ -47,6 +47,7 @@ class RunOptions:
     cache: bool = True
     max_error_rate: float | None = None
     max_cost_usd: float | None = None
+    spent_before_usd: float = 0.0  # what earlier sessions of a resumed run spent
     error_rate_min_items: int = 20
     utilisation: float | None = None
     hardware_overrides: dict[str, str] = field(default_factory=dict)
@@ -123,7 +124,7 @@ class Runner:
         # Answered and paid for, but the scoring failed: a resumed run scores them again without asking.
         self.answered = {k: r for k, r in latest.items() if r.error_kind == "scorer" and r.output is not None}
         self.cache: ResponseCache | None = None
-        self.budget = Budget(options.max_cost_usd)
+        self.budget = Budget(options.max_cost_usd, options.spent_before_usd)
         self.results: list[ModelEntry] = []  # one per model started, in order; kept when the run aborts
         self.judges: dict[str, ModelClient] = {}
         self._judge_lock = asyncio.Lock()
@@ -212,6 +213,8 @@ class Runner:
             entry.status, entry.reason = "not run", f"the budget (--max-cost {self.options.max_cost_usd}) was spent before it"
         if entry.status == "pending" and not todo:
             entry.status, entry.reason = "ok", "nothing left to run"
+        if entry.status == "pending" and self.options.max_cost_usd is not None and entry.billing == "per-token" and client.price is None:
+            self.reporter.note(f"[{spec.id}] no known price: its spend is unknown and does not count toward --max-cost")
         if entry.status != "pending" or not await client.start():
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             return entry

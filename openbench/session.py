@@ -78,6 +78,8 @@ def execute(settings: RunSettings) -> int:
     from openbench.suitecheck import judge_warnings
 
     volume_per_month(settings.volume)  # a bad --volume fails before anything runs
+    if settings.models:  # a model named twice runs once
+        settings.models = list(dict.fromkeys(settings.models))
     suite, store, previous = _open_store(settings)
     sequence = _sequential(suite, store, settings)
     options = RunOptions(
@@ -86,6 +88,7 @@ def execute(settings: RunSettings) -> int:
         cache=settings.cache,
         max_error_rate=settings.max_error_rate,
         max_cost_usd=settings.max_cost,
+        spent_before_usd=previous.spent_usd if previous else 0.0,  # --max-cost covers the whole run, resumed or not
         utilisation=settings.utilisation,
         hardware_overrides=settings.hardware or {},
     )
@@ -148,7 +151,7 @@ def execute(settings: RunSettings) -> int:
     finally:
         store.close()
         manifest.ended_at = utc_now()
-        manifest.spent_usd = round(runner.spent_usd, 6)
+        manifest.spent_usd = round(runner.spent_usd, 6)  # the budget started from what earlier sessions spent
         # The models that ran, and those before an abort, with their status and counts.
         _merge_models(manifest, runner.results)
         for entry in manifest.models:

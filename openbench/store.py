@@ -160,11 +160,18 @@ class RunStore:
     def create(cls, out_dir: Path, run_id: str) -> RunStore:
         path = out_dir / run_id
         suffix = 1
-        while path.exists():
-            suffix += 1
-            path = out_dir / f"{run_id}-{suffix}"
-        path.mkdir(parents=True)
-        return cls(path)
+        while True:
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                path.mkdir()  # atomic: two runs started in the same second get different folders
+                return cls(path)
+            except FileExistsError:
+                if not out_dir.is_dir():
+                    raise RunError(f"--out {out_dir} is a file, not a folder") from None
+                suffix += 1
+                path = out_dir / f"{run_id}-{suffix}"
+            except OSError as exc:
+                raise RunError(f"cannot create a run folder in {out_dir}: {exc.strerror or exc}") from None
 
     @classmethod
     def open(cls, path: Path) -> RunStore:

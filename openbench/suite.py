@@ -146,6 +146,13 @@ class ModelSpec(_Strict):
             return {**data, "model": f"field:{data.get('field') or ''}"}
         return data
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https:// (e.g. http://localhost:8000/v1), got {value!r:.60}")
+        return value
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:

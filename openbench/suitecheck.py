@@ -20,6 +20,17 @@ def check_suite(suite: LoadedSuite) -> None:
     _check_templates(suite)
     _check_conversations(suite)
     _check_hardware(suite)
+    _check_gate(suite)
+
+
+def _check_gate(suite: LoadedSuite) -> None:
+    """A gate block names models of the suite (else a plain run would spend, and only `gate` would object)."""
+    gate = suite.spec.gate
+    known = [m.id for m in suite.spec.models]
+    for side in ("baseline", "candidate"):
+        name = getattr(gate, side) if gate is not None else None
+        if name is not None and name not in known:
+            raise suite.error(f"no model '{name}'{registry.did_you_mean(name, known)}. Known: {', '.join(known)}", ("gate", side))
 
 
 def model_family(model: ModelSpec) -> str:

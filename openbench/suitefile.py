@@ -62,9 +62,17 @@ def _suite_loader() -> type:
 # --- locating errors -------------------------------------------------------------------------
 
 
+#: Values a suite may hold once YAML aliases are expanded: far above any real suite, far below a memory bomb.
+MAX_VALUES = 200_000
+
+
 def _index_lines(node: Any, loc: tuple, lines: dict[tuple, int]) -> None:
     import yaml
 
+    if len(lines) >= MAX_VALUES:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the suite expands to more than {MAX_VALUES:,} values (nested YAML aliases?)", node.start_mark
+        )
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:

@@ -73,7 +73,7 @@ def test_an_injected_system_prompt_is_flagged(injecting_model, invoke, write_sui
     assert "tiny's template added the system prompt 'You are Tiny, a helpful assistant' to 2 item(s)" in result.output
     tiny = next(m for m in json.loads((run_dir / "manifest.json").read_text())["models"] if m["id"] == "tiny")
     assert tiny["template"] == {"injected_system": "You are Tiny, a helpful assistant", "system_role": "supported",
-                                "mode": "model", "injected_items": 2}  # fmt: skip
+                                "mode": "model", "injected_items": 2, "system_items": 0}  # fmt: skip
     samples = (run_dir / "prompts" / "tiny.txt").read_text()
     assert samples.count("You are Tiny, a helpful assistant") == 2 and "count from one" in samples
     records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]

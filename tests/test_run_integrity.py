@@ -107,3 +107,94 @@ def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path, invoke) -
     assert json.loads((store.path / "report.json").read_text())["run"]["status"] == "interrupted"
     alive = RunManifest(run_id="run", process=ProcessInfo.current())
     assert alive.effective_status == "running"
+
+
+def test_a_model_named_twice_runs_once(write_suite, invoke, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("run", _suite(write_suite), "--out", out, "-m", "f", "-m", "f")
+    assert result.exit_code == 0, result.output
+    (run,) = out.iterdir()
+    assert len((run / "records.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_budget_covers_a_resumed_run_as_a_whole(write_suite, invoke, monkeypatch, tmp_path: Path) -> None:
+    cases = "".join(json.dumps({"id": f"c{i}", "q": f"what is {i}", "answer": "ok"}) + "\n" for i in range(20))
+    suite = write_suite(
+        """
+name: budget-resume
+models:
+  - {id: api, provider: openai, model: gpt-4o-mini, concurrency: 1, cache: false,
+     price: {input_per_mtok: 1000000, output_per_mtok: 0}}
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {file: cases.jsonl}, scorers: [{type: contains}]}
+""",
+        {"cases.jsonl": cases},
+    )
+    with FakeServer(reply="ok") as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-budget-resume")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
+        assert invoke("run", suite, "--out", tmp_path / "out", "--max-cost", "10").exit_code == 0
+        (run,) = (tmp_path / "out").iterdir()
+        first = RunStore.open(run).read_manifest().spent_usd
+        assert invoke("run", "--resume", run, "--max-cost", "20").exit_code == 0
+    spent = sum(json.loads(line)["cost_usd"] for line in (run / "records.jsonl").read_text().splitlines())
+    assert first == pytest.approx(6.0) and spent <= 20  # $3 a request; the second session started from $6, not $0
+    assert RunStore.open(run).read_manifest().spent_usd == pytest.approx(spent)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, invoke) -> None:
+    levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefg", "bcdefgh"):
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    suite = tmp_path / "bomb.yaml"
+    suite.write_text("name: bomb\n" + "\n".join(levels) + "\ntasks: *h\n")
+    result = invoke("validate", suite)
+    assert result.exit_code == 2 and "expands to more than" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--out", "FILE"], "is a file, not a folder"), (["--volume", "1e400"], "--volume")])
+def test_bad_output_places_and_volumes_are_usage_errors(write_suite, invoke, tmp_path: Path, args, message) -> None:
+    (tmp_path / "FILE").write_text("not a folder")
+    args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
+    result = invoke("run", _suite(write_suite), *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_estimate_counts_every_repeat(write_suite, invoke) -> None:
+    suite = write_suite("""
+name: est
+defaults: {repeats: 3}
+models:
+  - {id: gpt, provider: openai, model: gpt-4o-mini}
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {cases: [{id: a, q: x}, {id: b, q: y}]}, scorers: [{type: contains, expected: x}]}
+""")
+    result = invoke("estimate", suite)
+    assert result.exit_code == 0, result.output
+    assert "6 requests" in result.output
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [("{id: b, provider: openai-compatible, model: m, base_url: 'localhost:8000'}", "base_url must start with http"),
+     ("{id: b, provider: fake, model: m}\ngate: {baseline: f, candidate: nobody}", "gate.candidate: no model 'nobody'")],
+)  # fmt: skip
+def test_configurations_that_fail_every_item_are_caught_by_validate(write_suite, invoke, entry, message) -> None:
+    suite = write_suite(f"""
+name: v
+models:
+  - {FAKE}
+  - {entry}
+tasks:
+  - {{name: t, prompt: "{{{{ q }}}}", data: {{cases: [{{id: a, q: x}}]}}, scorers: [{{type: contains, expected: x}}]}}
+""")
+    result = invoke("validate", suite)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_the_reference_provider_costs_nothing(write_suite, invoke, tmp_path: Path) -> None:
+    suite = _suite(write_suite, "{id: ref, provider: reference, field: answer}")
+    assert invoke("run", suite, "--out", tmp_path / "out").exit_code == 0
+    (run,) = (tmp_path / "out").iterdir()
+    (record,) = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    assert record["cost_usd"] == 0.0

@@ -76,6 +76,10 @@ def parse_volume(text: str | float | int) -> float:
             * _MULTIPLIERS[(m["mult"] or "").lower()]
             * _PERIODS_PER_MONTH[_PERIOD_ALIASES[period_word]]
         )
-    if value < 0 or not math.isfinite(float(value)):
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if value < 0 or not finite:
         raise ValueError(f"invalid volume {text!r}: must be a finite number >= 0")
     return float(value)

@@ -145,6 +145,7 @@ class HFProvider(Provider):
         self._schemas: list[dict[str, Any]] = []  # response formats to enforce by constrained decoding
         self._template: TemplateFacts | None = None
         self._injected = 0
+        self._with_system = 0
         self._rendered: dict[tuple, str] = {}
         self._samples: list[str] = []
 
@@ -260,7 +261,7 @@ class HFProvider(Provider):
         if self._template is None:
             facts = template_facts(self._render)
             self._template = facts.model_copy(update={"mode": self.spec.chat_template})
-        return self._template.model_copy(update={"injected_items": self._injected})
+        return self._template.model_copy(update={"injected_items": self._injected, "system_items": self._with_system})
 
     def _prompt_text(self, request: ChatRequest) -> str:
         """The prompt exactly as the model sees it (memoised: generation and the record's fingerprint both need it)."""
@@ -270,6 +271,7 @@ class HFProvider(Provider):
             return text
         messages = hf_messages(request.messages)
         facts = self.template_facts()
+        self._with_system += any(m["role"] == "system" for m in messages)
         if facts.injected_system and not any(m["role"] == "system" for m in messages):
             if self.spec.chat_template == "suite-only":
                 # An empty system message keeps such templates from adding their own instructions.
