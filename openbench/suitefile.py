@@ -4,6 +4,7 @@ validation errors located at file:line and field with a did-you-mean."""
 from __future__ import annotations
 
 import functools
+import re
 import types
 import typing
 from pathlib import Path
@@ -56,6 +57,14 @@ def _suite_loader() -> type:
                 seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
+    # YAML 1.2 booleans: only true/false. YAML 1.1's yes/no/on/off would turn an expected answer "no" into False.
+    SuiteLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    SuiteLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
     return SuiteLoader
 
 

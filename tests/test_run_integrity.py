@@ -198,3 +198,19 @@ def test_the_reference_provider_costs_nothing(write_suite, invoke, tmp_path: Pat
     (run,) = (tmp_path / "out").iterdir()
     (record,) = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
     assert record["cost_usd"] == 0.0
+
+
+def test_yes_and_no_stay_words(write_suite, invoke, tmp_path: Path) -> None:
+    """YAML 1.1 reads `no` as false; a suite's expected answers must stay what was written (true/false stay booleans)."""
+    suite = write_suite("""
+name: words
+models:
+  - {id: ref, provider: reference, field: answer, cache: false}
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {cases: [{id: a, q: x, answer: no}, {id: b, q: y, answer: Yes}, {id: c, q: z, answer: off}]},
+     scorers: [{type: exact}]}
+""")
+    assert invoke("run", suite, "--out", tmp_path / "out").exit_code == 0
+    (run,) = (tmp_path / "out").iterdir()
+    outputs = {r["case_id"]: r["output"] for r in map(json.loads, (run / "records.jsonl").read_text().splitlines())}
+    assert outputs == {"a": "no", "b": "Yes", "c": "off"}
