@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from openbench import sequential
+from openbench import registry, sequential
 from openbench.errors import OpenbenchError, RunError
 from openbench.records import ItemResult
 from openbench.runner import Runner, WorkItem, load_work
@@ -108,8 +108,12 @@ def prepare(suite: Any, options: GateOptions, saved: SequentialSettings | None) 
         raise RunError("--gate needs two models: --baseline ID --candidate ID (or the suite's gate: block)")
     if baseline == candidate:
         raise RunError(f"--gate: the baseline and the candidate are the same model ('{baseline}')")
-    for model_id in (baseline, candidate):
-        suite.model(model_id)  # an unknown id fails here, with a did-you-mean
+    for side, model_id in (("baseline", baseline), ("candidate", candidate)):
+        spec = suite.model(model_id)  # an unknown id fails here, with a did-you-mean
+        try:
+            registry.resolve("provider", spec.provider)(spec, suite.dir).check()
+        except OpenbenchError as exc:  # a missing key or package: nothing to compare, so no run folder either
+            raise RunError(f"--gate: the {side} '{model_id}' cannot run: {exc}") from None
     try:
         rules = rules_for(gate, options.margin, options.confidence)
     except (TypeError, ValueError) as exc:

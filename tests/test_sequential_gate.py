@@ -265,3 +265,19 @@ def test_clusters_are_one_observation_each_and_run_whole(write_suite, invoke, tm
     for r in records:
         docs.setdefault(r["cluster"], set()).add(r["case_id"])
     assert all(len(ids) == 4 for ids in docs.values())  # every cluster ran whole
+
+
+def test_a_side_that_cannot_run_is_refused_before_any_folder(write_suite, invoke, monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    suite = write_suite("""
+name: skipped-side
+models:
+  - {id: gpt, provider: openai, model: gpt-4o-mini}
+  - {id: f, provider: fake, model: m}
+tasks:
+  - {name: t, prompt: "{{ q }}", data: {cases: [{id: a, q: x, answer: x}]}, scorers: [{type: contains}]}
+""")
+    out = tmp_path / "out"
+    result = invoke("run", suite, "--gate", "-b", "gpt", "-c", "f", "--out", out)
+    assert result.exit_code == 2 and "the baseline 'gpt' cannot run: OPENAI_API_KEY is not set" in result.output
+    assert not out.exists()
