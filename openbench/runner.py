@@ -24,6 +24,7 @@ from openbench.records import ChatRequest, Completion, ItemResult, JudgeUsage, S
 from openbench.scorers.base import BoundScorer, bind_task, combine, combine_async
 from openbench.store import RunStore, utc_now
 from openbench.suite import LoadedSuite, ModelSpec, TaskSpec
+from openbench.summary import model_status
 from openbench.timing import output_tps, tpot
 
 
@@ -227,7 +228,8 @@ class Runner:
             entry.status = "ok"
             if self.budget_hit:
                 entry.reason = f"stopped on budget (--max-cost {self.options.max_cost_usd})"
-        self.reporter.model_finished(spec.id, entry.status, entry.reason)
+        # The progress line tells what this session's items say (the summary decides from every record of the run).
+        self.reporter.model_finished(spec.id, model_status(entry.status, entry.items, entry.errors), entry.reason)
         return entry
 
     async def run_items(self, client: ModelClient, todo: list[WorkItem]) -> None:

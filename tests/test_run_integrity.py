@@ -214,3 +214,10 @@ tasks:
     (run,) = (tmp_path / "out").iterdir()
     outputs = {r["case_id"]: r["output"] for r in map(json.loads, (run / "records.jsonl").read_text().splitlines())}
     assert outputs == {"a": "no", "b": "Yes", "c": "off"}
+
+
+def test_the_progress_line_tells_a_failed_model(write_suite, invoke, tmp_path: Path) -> None:
+    suite = _suite(write_suite, "{id: dead, provider: fake, model: m, params: {error_rate: 1.0}}")
+    result = invoke("run", suite, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "[dead] failed 1/1 items, 1 errors" in result.output and "[dead] ok" not in result.output
