@@ -17,17 +17,17 @@ from openbench.store import RunStore
 FAKE = "{id: f, provider: fake, model: m}"
 
 
-def _suite(write_suite, models: str = FAKE, data: str = "{cases: [{id: a, q: x, answer: ok}]}", files=None) -> Path:
-    return write_suite(
-        f"""
+_SUITE_TEXT = """
 name: integrity
 models:
   - {models}
 tasks:
   - {{name: t, prompt: "{{{{ q }}}}", data: {data}, scorers: [{{type: contains}}]}}
-""",
-        files,
-    )
+"""
+
+
+def _suite(write_suite, models: str = FAKE, data: str = "{cases: [{id: a, q: x, answer: ok}]}", files=None) -> Path:
+    return write_suite(_SUITE_TEXT.format(models=models, data=data), files)
 
 
 def test_an_option_the_provider_does_not_read_is_a_suite_error(write_suite, invoke) -> None:
@@ -221,3 +221,12 @@ def test_the_progress_line_tells_a_failed_model(write_suite, invoke, tmp_path: P
     result = invoke("run", suite, "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert "[dead] failed 1/1 items, 1 errors" in result.output and "[dead] ok" not in result.output
+
+
+def test_resuming_with_another_suite_says_so(write_suite, invoke, tmp_path: Path) -> None:
+    assert invoke("run", _suite(write_suite), "--out", tmp_path / "out").exit_code == 0
+    (run,) = (tmp_path / "out").iterdir()
+    text = _SUITE_TEXT.format(models=FAKE, data="{cases: [{id: a, q: x, answer: ok}]}").replace("name: integrity", "name: another")
+    other = write_suite(text, name="other.yaml")
+    result = invoke("run", "--resume", run, other)
+    assert result.exit_code == 2 and "is the suite 'another', but this run is of 'integrity'" in result.output
