@@ -607,7 +607,7 @@ def _csv_paths(output: Path) -> tuple[Path, Path]:
 def report(
     run_dir: Path = RunDirArg,
     fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write. csv: x.csv (items go to x.items.csv) or a folder (summary.csv, items.csv). Default: the run folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write, or - for standard output (html, md, json). csv: x.csv (items go to x.items.csv) or a folder (summary.csv, items.csv). Default: the run folder."),
     volume: Optional[str] = VolumeOpt,
 ) -> None:
     """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
@@ -655,6 +655,9 @@ def report(
         from openbench.report.json import summary_json
 
         text = summary_json(rows, manifest, gate_doc)
+    if output is not None and str(output) == "-":  # standard output, for pipes
+        sys.stdout.write(text)
+        return
     path = output or store.path / f"report.{fmt}"
     if output is not None and output.is_dir():
         path = output / f"report.{fmt}"  # an existing folder: the report goes inside it

@@ -125,3 +125,10 @@ def test_items_csv_writes_nested_fields_as_json(tmp_path: Path) -> None:
     row = _read_csv(tmp_path / "items.csv")[0]
     assert json.loads(row["tool_calls"]) == record["tool_calls"] and json.loads(row["notes"]) == ["merged turns"]
     assert row["error"] == "" and row["cached"] == ""
+
+
+def test_report_to_standard_output(run_dir: Path, invoke, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("report", run_dir, "--format", "json", "-o", "-")
+    assert result.exit_code == 0 and json.loads(result.output)["schema_version"] == 1
+    assert not (tmp_path / "-").exists()
