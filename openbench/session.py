@@ -57,7 +57,8 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifes
         if suite_path is None:
             raise RunError(f"{settings.resume}: the manifest names no suite; pass the suite file too")
         suite = _checked_suite(suite_path)
-        if manifest.suite is not None and manifest.suite.sha256 != suite.sha256 and manifest.suite.name != suite.spec.name:
+        other_file = manifest.suite is not None and Path(manifest.suite.path) != suite.path
+        if other_file and manifest.suite.sha256 != suite.sha256 and manifest.suite.name != suite.spec.name:
             raise RunError(
                 f"{suite_path} is the suite '{suite.spec.name}', but this run is of '{manifest.suite.name}' "
                 f"({manifest.suite.path}); resume it with that suite, or start a new run"
