@@ -297,7 +297,7 @@ def _parity(base: Any, cand: Any) -> list[str]:
     """Prompt-parity warnings for the two sides of a comparison (what one model saw and the other did not)."""
     from openbench.parity import parity_warnings
 
-    entries = [side.store.read_manifest().model(side.model) for side in (base, cand)]
+    entries = [side.manifest.model(side.model) for side in (base, cand)]
     return parity_warnings([e for e in entries if e is not None]) if None not in entries else []
 
 

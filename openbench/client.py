@@ -229,15 +229,14 @@ class ModelClient:
             self._counter = self.provider.token_counter()[0] or False
         counted = self._counter(request) if self._counter else None
         if counted is None:
-            counted = sum(len(m.content) // CHARS_PER_TOKEN_BUDGET + TOKENS_PER_MESSAGE for m in request.messages)
-            counted += request.extra_chars // CHARS_PER_TOKEN_BUDGET
+            counted = request.prompt_chars // CHARS_PER_TOKEN_BUDGET + TOKENS_PER_MESSAGE * len(request.messages)
         return self.cost(Usage(input_tokens=counted, output_tokens=self.provider.max_output_tokens(request)))
 
     async def _attempts(self, request: ChatRequest, case_fields: dict[str, Any]) -> tuple[Completion | None, AttemptError | None, int]:
         spec, provider = self.spec, self.provider
         attempts = 0
         error: AttemptError | None = None
-        estimate = (sum(len(m.content) for m in request.messages) + request.extra_chars) // 4 + provider.max_output_tokens(request)
+        estimate = request.prompt_chars // 4 + provider.max_output_tokens(request)
         while attempts <= spec.max_retries:
             if self.entry.status == "failed":
                 return None, error or AttemptError("model_failed", self.entry.reason or "model failed"), attempts

@@ -10,6 +10,7 @@ have sent the same prompts, data and scorers (see ``suite_differences``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import hashlib
 import json
@@ -33,6 +34,11 @@ class Side:
     @property
     def label(self) -> str:
         return self.model
+
+    @functools.cached_property
+    def manifest(self) -> RunManifest:
+        """The run's manifest, read once for everything the comparison asks of it."""
+        return self.store.read_manifest()
 
 
 def _outcome(r: ItemResult) -> str:
@@ -278,7 +284,7 @@ def compare(
                 "Use --allow-partial to compare the common items."
             )
         warnings.append(f"--allow-partial: compared only the {len(set(base) & set(cand))} common items; left out {counts}")
-    base_manifest, cand_manifest = baseline.store.read_manifest(), candidate.store.read_manifest()
+    base_manifest, cand_manifest = baseline.manifest, candidate.manifest
     if baseline.store.path.resolve() != candidate.store.path.resolve():
         diffs, notes = suite_differences(base_manifest, cand_manifest, base, cand)
         warnings += notes

@@ -51,7 +51,7 @@ def estimate(suite: LoadedSuite, requests: list[tuple[str, ChatRequest]], models
         tin = 0
         for _, request in requests:
             n = count(request) if count else None
-            tin += n if n is not None else (sum(len(m.content) for m in request.messages) + request.extra_chars) // CHARS_PER_TOKEN + 1
+            tin += n if n is not None else request.prompt_chars // CHARS_PER_TOKEN + 1
         tout = int(sum(provider.max_output_tokens(r) for _, r in requests) * output_ratio)
         price = None
         note = None

@@ -28,8 +28,6 @@ ModelStatus = Literal["pending", "ok", "degraded", "failed", "skipped", "not run
 #: How a model's answers are paid for: per token at a price, by the hour of self-hosted hardware, or not at all.
 Billing = Literal["per-token", "hardware", "free"]
 
-RUN_STATUSES = ("running", "completed", "interrupted", "stopped on budget")
-
 
 class _Record(BaseModel):
     # Unknown keys from other versions are ignored; everything we write is declared.

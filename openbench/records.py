@@ -102,6 +102,11 @@ class ChatRequest:
             parts.append(self.response_format.schema)
         return sum(len(json.dumps(p)) for p in parts)
 
+    @property
+    def prompt_chars(self) -> int:
+        """Every prompt character a vendor bills: the turns' text plus ``extra_chars``."""
+        return sum(len(m.content) for m in self.messages) + self.extra_chars
+
 
 @dataclass(frozen=True)
 class Usage:

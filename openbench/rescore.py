@@ -90,7 +90,7 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
     from openbench.progress import PlainReporter
     from openbench.runner import Runner, RunOptions, WorkItem, request_for
     from openbench.scorers.base import bind_task
-    from openbench.session import _count_from_rows, print_summary
+    from openbench.session import print_summary
     from openbench.suite import load_suite
 
     store = RunStore.open(run_dir)
@@ -149,6 +149,6 @@ def rescore(run_dir: Path, suite_path: Path | None = None) -> RescoreOutcome:
     # The records now follow this suite: `run --resume` continues with it, and compare/gate match on its scorers.
     manifest.suite = SuiteRef(name=suite.spec.name, path=str(suite.path), sha256=suite.sha256)
     manifest.fingerprints = fingerprints
-    _count_from_rows(manifest, print_summary(store, None, manifest))
+    print_summary(store, None, manifest)  # it also sets the counts from the records
     store.write_manifest(manifest)
     return RescoreOutcome(len(todo), no_answer, not_in_suite, suite.path)

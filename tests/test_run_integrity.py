@@ -30,6 +30,23 @@ def _suite(write_suite, models: str = FAKE, data: str = "{cases: [{id: a, q: x, 
     return write_suite(_SUITE_TEXT.format(models=models, data=data), files)
 
 
+def _priced_suite(write_suite, *, cases: int, concurrency: int, output_per_mtok: float, max_tokens: int = 256) -> Path:
+    """An openai model at $1 per input token, on cases "what is N" (3 prompt tokens, 9 characters)."""
+    rows = "".join(json.dumps({"id": f"c{i}", "q": f"what is {i}", "answer": "ok"}) + "\n" for i in range(cases))
+    return write_suite(
+        f"""
+name: budget
+defaults: {{max_tokens: {max_tokens}}}
+models:
+  - {{id: api, provider: openai, model: gpt-4o-mini, concurrency: {concurrency}, cache: false,
+     price: {{input_per_mtok: 1000000, output_per_mtok: {output_per_mtok}}}}}
+tasks:
+  - {{name: t, prompt: "{{{{ q }}}}", data: {{file: cases.jsonl}}, scorers: [{{type: contains}}]}}
+""",
+        {"cases.jsonl": rows},
+    )
+
+
 def test_an_option_the_provider_does_not_read_is_a_suite_error(write_suite, invoke) -> None:
     suite = _suite(write_suite, "{id: gpt, provider: openai, model: gpt-4o-mini, batch_size: 4}")
     result = invoke("validate", suite)
@@ -67,19 +84,7 @@ def test_gate_keeps_old_verdicts_of_a_folder_that_is_not_a_run(invoke, tmp_path:
 def test_budget_holds_at_concurrency_16(write_suite, invoke, monkeypatch, tmp_path: Path) -> None:
     # $1 per token both ways. "what is N" is 3 prompt tokens and the answer 1: $4 per request. Each request first
     # reserves its worst case: 9 characters / 3 + 4 = 7 input tokens and max_tokens 2 = $9.
-    cases = "".join(json.dumps({"id": f"c{i}", "q": f"what is {i}", "answer": "ok"}) + "\n" for i in range(60))
-    suite = write_suite(
-        """
-name: budget16
-defaults: {max_tokens: 2}
-models:
-  - {id: api, provider: openai, model: gpt-4o-mini, concurrency: 16, cache: false,
-     price: {input_per_mtok: 1000000, output_per_mtok: 1000000}}
-tasks:
-  - {name: t, prompt: "{{ q }}", data: {file: cases.jsonl}, scorers: [{type: contains}]}
-""",
-        {"cases.jsonl": cases},
-    )
+    suite = _priced_suite(write_suite, cases=60, concurrency=16, output_per_mtok=1_000_000, max_tokens=2)
     with FakeServer(reply="ok", ttft_s=0.05) as srv:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-budget16")
         monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
@@ -118,18 +123,7 @@ def test_a_model_named_twice_runs_once(write_suite, invoke, tmp_path: Path) -> N
 
 
 def test_the_budget_covers_a_resumed_run_as_a_whole(write_suite, invoke, monkeypatch, tmp_path: Path) -> None:
-    cases = "".join(json.dumps({"id": f"c{i}", "q": f"what is {i}", "answer": "ok"}) + "\n" for i in range(20))
-    suite = write_suite(
-        """
-name: budget-resume
-models:
-  - {id: api, provider: openai, model: gpt-4o-mini, concurrency: 1, cache: false,
-     price: {input_per_mtok: 1000000, output_per_mtok: 0}}
-tasks:
-  - {name: t, prompt: "{{ q }}", data: {file: cases.jsonl}, scorers: [{type: contains}]}
-""",
-        {"cases.jsonl": cases},
-    )
+    suite = _priced_suite(write_suite, cases=20, concurrency=1, output_per_mtok=0)
     with FakeServer(reply="ok") as srv:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-budget-resume")
         monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")

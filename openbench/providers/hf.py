@@ -257,11 +257,14 @@ class HFProvider(Provider):
             return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **offered)
         return "\n\n".join(m["content"] or "" for m in messages) + "\n"
 
-    def template_facts(self) -> TemplateFacts | None:
+    def _probed_template(self) -> TemplateFacts:
+        """What the template does, probed once (the counts of injected and system items are kept apart)."""
         if self._template is None:
-            facts = template_facts(self._render)
-            self._template = facts.model_copy(update={"mode": self.spec.chat_template})
-        return self._template.model_copy(update={"injected_items": self._injected, "system_items": self._with_system})
+            self._template = template_facts(self._render).model_copy(update={"mode": self.spec.chat_template})
+        return self._template
+
+    def template_facts(self) -> TemplateFacts | None:
+        return self._probed_template().model_copy(update={"injected_items": self._injected, "system_items": self._with_system})
 
     def _prompt_text(self, request: ChatRequest) -> str:
         """The prompt exactly as the model sees it (memoised: generation and the record's fingerprint both need it)."""
@@ -270,7 +273,7 @@ class HFProvider(Provider):
         if text is not None:
             return text
         messages = hf_messages(request.messages)
-        facts = self.template_facts()
+        facts = self._probed_template()
         self._with_system += any(m["role"] == "system" for m in messages)
         if facts.injected_system and not any(m["role"] == "system" for m in messages):
             if self.spec.chat_template == "suite-only":

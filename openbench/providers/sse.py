@@ -177,8 +177,6 @@ class SDKProvider(Provider):
 
     sdk_name = ""  # the SDK's module
     api_path = ""  # the streaming endpoint, under the client's base URL
-    #: Send streamed requests on the lean session (False: through the SDK's client, e.g. to compare them).
-    lean_transport = True
     options = frozenset({"base_url", "api_key_env", "batch_api"})
     key_env = ""  # default key variable
     base_url_env = ""  # default endpoint variable
@@ -296,7 +294,7 @@ class SDKProvider(Provider):
         )
         self._raw_response = sdk._base_client.httpx2.Response
         await warm_up(self.client.models, self.spec.timeout_s)
-        if seen.headers is not None and self.lean_transport:
+        if seen.headers is not None:
             url = str(self.client.base_url).rstrip("/") + self.api_path
             self._lean = LeanStream(url, seen.headers, self.spec.timeout_s, sdk_status_error(self.client, sdk._base_client.httpx2))
 
