@@ -287,10 +287,14 @@ def show(
 
 
 def entrypoint() -> None:
+    from openbench.collector import exiting
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        exiting()
 
 
 def _parity(base: Any, cand: Any) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+from openbench import collector
 from openbench.cache import ResponseCache
 from openbench.client import Budget, BudgetSpent, ModelClient
 from openbench.data import Case, load_cases
@@ -219,6 +220,7 @@ class Runner:
         if entry.status != "pending" or not await client.start():
             self.reporter.model_finished(spec.id, entry.status, entry.reason)
             return entry
+        collector.started()  # what the start loaded is never scanned again while requests are timed
         self.reporter.model_started(spec.id, len(todo))
         try:
             await self.run_items(client, todo)

@@ -77,6 +77,13 @@ def _open_store(settings: RunSettings) -> tuple[Any, RunStore | None, RunManifes
 
 
 def execute(settings: RunSettings) -> int:
+    from openbench import collector
+
+    with collector.starting():
+        return _execute(settings)
+
+
+def _execute(settings: RunSettings) -> int:
     from openbench.compare import suite_fingerprints
     from openbench.progress import reporter_for
     from openbench.provenance import environment
@@ -186,6 +193,8 @@ def execute(settings: RunSettings) -> int:
 
 def _sequential(suite: Any, store: RunStore | None, settings: RunSettings) -> tuple[Any, Any] | None:
     """For ``run --gate`` (or resuming a run that was one): the sequence's settings and the gate rules."""
+    if settings.gate is None and store is None:
+        return None  # a new run without --gate (its module, numpy included, stays unloaded)
     from openbench.gaterun import prepare, saved_settings
 
     saved = saved_settings(store)

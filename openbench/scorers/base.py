@@ -69,7 +69,7 @@ class BoundScorer:
         """Scorers that call models (judges) take a ``ctx`` and are coroutines."""
         return CONTEXT_PARAM in inspect.signature(self.fn).parameters
 
-    @property
+    @functools.cached_property
     def wants_tool_calls(self) -> bool:
         return TOOL_CALLS_PARAM in inspect.signature(self.fn).parameters
 
