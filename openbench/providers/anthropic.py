@@ -18,7 +18,7 @@ from openbench.providers.chatformat import (
     forced_tool_answer,
 )
 from openbench.providers.sampling import Rule
-from openbench.providers.sse import SDKProvider, events, throttle_from
+from openbench.providers.sse import SDKProvider, batches, decode, throttle_from
 from openbench.records import ChatRequest, Completion, Usage
 from openbench.timing import AttemptClock
 
@@ -94,39 +94,45 @@ class AnthropicProvider(SDKProvider):
         thinking_tokens = 0
         stop_reason = None
         finished = False
-        async for event in events(response.lines):
-            kind = event.get("type") if isinstance(event, dict) else None
-            if kind == "content_block_delta":
-                delta = event.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    clock.chunk()
-                    parts.append(delta["text"])
-                elif delta.get("type") == "thinking_delta":
-                    clock.thought()
-                elif tool_blocks.delta(event):
-                    clock.chunk()  # tool input streaming counts as tokens, for TTFT too
-            elif kind == "content_block_start" and ((event.get("content_block") or {}).get("type") in _THINKING_BLOCKS):
-                clock.thought()
-            elif kind == "content_block_start" and tool_blocks.start(event):
-                clock.chunk()  # the tool's name is the model's first output
-            elif kind == "message_start":
-                start_usage = (event.get("message") or {}).get("usage") or {}
-                output_tokens = start_usage.get("output_tokens")
-            elif kind == "message_delta":
-                usage = event.get("usage") or {}
-                output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
-                # Input and cache counts here, when sent, are cumulative too and win over message_start's.
-                start_usage = {**start_usage, **{k: v for k, v in usage.items() if k in _INPUT_FIELDS and v is not None}}
-                details = usage.get("output_tokens_details") or {}
-                thinking_tokens = details.get("thinking_tokens", thinking_tokens)
-                stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
-            elif kind == "message_stop":
-                finished = True
-            elif kind == "error":
-                error = event.get("error") or {}
-                retryable = error.get("type") in ("overloaded_error", "api_error", "rate_limit_error")
-                raise AttemptError("server", f"error in stream: {error.get('type')}: {error.get('message')}", retryable=retryable)
-        timing = clock.finish()
+        last = None
+        async for at, found in batches(response.chunks):
+            last = at
+            for name, payload in found:
+                if name in _UNREAD:
+                    continue  # named by its event line: nothing in it is read, so its JSON is not decoded
+                event = decode(payload)
+                kind = event.get("type") if isinstance(event, dict) else None
+                if kind == "content_block_delta":
+                    delta = event.get("delta") or {}
+                    if delta.get("type") == "text_delta" and delta.get("text"):
+                        clock.chunk(at)
+                        parts.append(delta["text"])
+                    elif delta.get("type") == "thinking_delta":
+                        clock.thought(at)
+                    elif tool_blocks.delta(event):
+                        clock.chunk(at)  # tool input streaming counts as tokens, for TTFT too
+                elif kind == "content_block_start" and ((event.get("content_block") or {}).get("type") in _THINKING_BLOCKS):
+                    clock.thought(at)
+                elif kind == "content_block_start" and tool_blocks.start(event):
+                    clock.chunk(at)  # the tool's name is the model's first output
+                elif kind == "message_start":
+                    start_usage = (event.get("message") or {}).get("usage") or {}
+                    output_tokens = start_usage.get("output_tokens")
+                elif kind == "message_delta":
+                    usage = event.get("usage") or {}
+                    output_tokens = usage.get("output_tokens", output_tokens)  # cumulative
+                    # Input and cache counts here, when sent, are cumulative too and win over message_start's.
+                    start_usage = {**start_usage, **{k: v for k, v in usage.items() if k in _INPUT_FIELDS and v is not None}}
+                    details = usage.get("output_tokens_details") or {}
+                    thinking_tokens = details.get("thinking_tokens", thinking_tokens)
+                    stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                elif kind == "message_stop":
+                    finished = True
+                elif kind == "error":
+                    error = event.get("error") or {}
+                    retryable = error.get("type") in ("overloaded_error", "api_error", "rate_limit_error")
+                    raise AttemptError("server", f"error in stream: {error.get('type')}: {error.get('message')}", retryable=retryable)
+        timing = clock.finish(last)  # E2E ends when the last read arrived
         if not finished:
             raise AttemptError("stream_cut", "the stream ended before message_stop", retryable=True)
         answer, calls = forced_tool_answer(request, tool_blocks.calls(), self._can_force_tool)
@@ -148,6 +154,8 @@ def _merge_note(request: ChatRequest) -> tuple[str, ...]:
 
 
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")
+#: Events whose content nothing reads (keep-alive pings, a block's end), skipped by their ``event:`` line.
+_UNREAD = frozenset({"ping", "content_block_stop"})
 _INPUT_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 

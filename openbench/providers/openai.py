@@ -14,7 +14,7 @@ from typing import Any
 
 from openbench.errors import OpenbenchError
 from openbench.providers.base import AttemptError, Provider
-from openbench.providers.sse import DONE, SDKProvider, events, throttle_from
+from openbench.providers.sse import DONE, SDKProvider, batches, decode, throttle_from
 from openbench.providers.chatformat import OpenAIToolCallDeltas, openai_messages, openai_tool_fields
 from openbench.records import ChatRequest, Completion, StructuredMode, Usage
 from openbench.timing import AttemptClock
@@ -63,26 +63,34 @@ class OpenAIProvider(SDKProvider):
         usage = None
         finish = None
         done = False
-        async for event in events(response.lines):
-            if event is DONE:
-                done = True
+        last = None
+        async for at, found in batches(response.chunks):
+            last = at
+            for _, payload in found:
+                event = decode(payload)
+                if event is DONE:
+                    done = True
+                    break
+                if event is None:
+                    continue
+                if "error" in event and not event.get("choices"):
+                    raise AttemptError("server", f"error in stream: {event['error']}", retryable=True)
+                for choice in event.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    text = delta.get("content")
+                    if text:
+                        clock.chunk(at)
+                        parts.append(text)
+                    elif delta.get("reasoning_content") or delta.get("reasoning"):
+                        clock.thought(at)  # servers that stream the reasoning (vLLM, SGLang) show when it began
+                    if delta.get("tool_calls") and tool_deltas.add(delta["tool_calls"]):
+                        clock.chunk(at)  # a tool-call delta is the model's first token as much as text is
+                    finish = choice.get("finish_reason") or finish
+                if event.get("usage"):
+                    usage = event["usage"]
+            if done:
                 break
-            if "error" in event and not event.get("choices"):
-                raise AttemptError("server", f"error in stream: {event['error']}", retryable=True)
-            for choice in event.get("choices") or ():
-                delta = choice.get("delta") or {}
-                text = delta.get("content")
-                if text:
-                    clock.chunk()
-                    parts.append(text)
-                elif delta.get("reasoning_content") or delta.get("reasoning"):
-                    clock.thought()  # servers that stream the reasoning (vLLM, SGLang) show when it began
-                if delta.get("tool_calls") and tool_deltas.add(delta["tool_calls"]):
-                    clock.chunk()  # a tool-call delta is the model's first token as much as text is
-                finish = choice.get("finish_reason") or finish
-            if event.get("usage"):
-                usage = event["usage"]
-        timing = clock.finish()
+        timing = clock.finish(last)  # E2E ends when the last read arrived
         if not done and finish is None and usage is None:
             raise AttemptError("stream_cut", "the stream ended before a finish reason, usage or [DONE]", retryable=True)
         return Completion(

@@ -14,6 +14,7 @@ import json
 import os
 import re
 from contextvars import ContextVar
+from time import perf_counter
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from openbench.errors import MissingDependency, MissingKey
@@ -26,21 +27,58 @@ DONE = object()
 T = TypeVar("T")
 
 
-async def events(lines: AsyncIterator[str]) -> AsyncIterator[Any]:
-    """Yield each ``data:`` payload as JSON (or DONE for ``[DONE]``); other SSE fields are skipped."""
-    async for line in lines:
-        if not line.startswith("data:"):
-            continue  # blank separators, "event:", ": keep-alive" comments
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            yield DONE
-            return
-        if not payload:
-            continue
-        try:
-            yield json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise AttemptError("malformed", f"malformed stream event (not JSON: {exc.msg}): {payload[:80]!r}", retryable=True) from None
+#: One network read of a stream: when it arrived, and its complete ``data:`` lines, each with its event's name
+#: (``""`` where the server sends no ``event:`` line).
+Batch = tuple[float, list[tuple[str, str]]]
+
+
+async def batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[Batch]:
+    """The server-sent events of a body, read by read: nothing is decoded but the lines.
+
+    The arrival time is taken before any parsing, so a token's timestamp is when its bytes came in,
+    whatever the JSON and the bookkeeping after it cost. One read often holds several events (at
+    high concurrency, or Anthropic's three per token): they share it. Blank lines, comments and
+    other fields are skipped; a line cut between two reads waits for its end.
+    """
+    rest = b""
+    name = ""
+    async for chunk in chunks:
+        at = perf_counter()
+        if rest:
+            chunk = rest + chunk
+        complete, newline, rest = chunk.rpartition(b"\n")
+        if newline:
+            name, found = _data_lines(complete.decode("utf-8", "replace").split("\n"), name)
+            if found:
+                yield at, found
+    if rest.strip():  # a last line without its newline
+        name, found = _data_lines([rest.decode("utf-8", "replace")], name)
+        if found:
+            yield perf_counter(), found
+
+
+def _data_lines(lines: list[str], name: str) -> tuple[str, list[tuple[str, str]]]:
+    found = []
+    for line in lines:
+        if line.startswith("data:"):
+            found.append((name, line[5:].strip()))
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif not line.strip():
+            name = ""  # a blank line ends the event
+    return name, found
+
+
+def decode(payload: str) -> Any:
+    """A ``data:`` payload as JSON, DONE for ``[DONE]``, None when empty."""
+    if payload == "[DONE]":
+        return DONE
+    if not payload:
+        return None
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise AttemptError("malformed", f"malformed stream event (not JSON: {exc.msg}): {payload[:80]!r}", retryable=True) from None
 
 
 # The clock of the attempt running in the current task; the transport's request hook restarts
@@ -275,7 +313,7 @@ class SDKProvider(Provider):
             return
         raw = await self.client.post(self.api_path, cast_to=self._raw_response, body=body, stream=True)
         try:
-            yield StreamedResponse(raw.aiter_lines(), raw.headers)
+            yield StreamedResponse(raw.aiter_bytes(), raw.headers)
         finally:
             await raw.aclose()
 
