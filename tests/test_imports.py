@@ -64,3 +64,16 @@ def test_validate_is_light():
     assert proc.returncode == 0, proc.stderr
     assert "ok: suites/quickstart.yaml" in proc.stdout
     assert heavy_loaded(proc) == []
+
+
+def test_a_run_and_its_summary_load_nothing_heavy(tmp_path: Path):
+    # A run's table needs percentiles and means, not numpy; a run without --gate needs no gate machinery.
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: light\nmodels:\n  - {id: own, provider: fake, model: m}\n"
+        "tasks:\n  - {name: t, prompt: '{{ q }}', data: {cases: [{id: a, q: x}, {id: b, q: y}]}, scorers: [{type: contains, expected: x}]}\n"
+    )
+    proc = run_cli_probe("run", str(suite), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "own" in proc.stdout
+    assert heavy_loaded(proc) == []
