@@ -600,7 +600,6 @@ def sweep(
                            seed=seed)
         except (KeyError, ValueError) as exc:
             raise OpenbenchError(f"--hardware {hardware}: {exc.args[0] if exc.args else exc}") from None
-        folder.mkdir(parents=True, exist_ok=False)
         result = asyncio.run(runner.run(levels, rates, quality))
     except OpenbenchError as exc:
         raise fail(exc) from None

@@ -239,7 +239,10 @@ class Sweep:
         axis = client.provider.load_axis
         if rates is not None and axis != "concurrency":
             raise OpenbenchError(f"model '{self.spec.id}' is swept by {axis}, not by arrival rate: use --concurrency")
-        if not client.check() or not await client.start():
+        if not client.check():
+            raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
+        self.folder.mkdir(parents=True, exist_ok=False)  # only once the model can run; an engine's log goes here
+        if not await client.start():
             raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
         result = SweepResult(self.spec.id, str(self.suite.path), self.slo_p95_s, self.slo_ttft_p95_s, self.usd_per_hour,
                              load_axis="rate" if rates is not None else axis)
