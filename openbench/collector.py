@@ -14,31 +14,34 @@ import contextlib
 import gc
 from typing import Iterator
 
-_paused = False  # the collector was on and ``starting`` turned it off
+_state = {"inside": False, "paused": False}  # inside ``starting``; the collector was on and ``starting`` turned it off
 
 
 @contextlib.contextmanager
 def starting() -> Iterator[None]:
     """Around a whole run: the collector is off until ``started``; afterwards it is as it was, nothing frozen."""
-    global _paused
     was_on = gc.isenabled()  # a caller that turned it off keeps it off
     gc.disable()
-    _paused = was_on
+    _state.update(inside=True, paused=was_on)
     try:
         yield
     finally:
-        _paused = False
+        _state.update(inside=False, paused=False)
         gc.unfreeze()  # an in-process caller (tests, scripts) gets its collector back whole
         if was_on:
             gc.enable()
 
 
 def started() -> None:
-    """A model has started (SDK imported, weights loaded): freeze what is alive; collect what comes next."""
-    global _paused
+    """A model has started (SDK imported, weights loaded): freeze what is alive; collect what comes next.
+
+    Only inside ``starting``: a runner driven by other code leaves the collector alone.
+    """
+    if not _state["inside"]:
+        return
     gc.freeze()
-    if _paused:
-        _paused = False
+    if _state["paused"]:
+        _state["paused"] = False
         gc.enable()
 
 

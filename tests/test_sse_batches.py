@@ -111,3 +111,8 @@ tasks:
     )
     assert invoke("run", str(suite), "--out", str(tmp_path / "out")).exit_code == 0
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_runner_driven_outside_a_run_leaves_the_collector_alone() -> None:
+    collector.started()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
