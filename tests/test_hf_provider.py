@@ -327,3 +327,4 @@ def test_sweep_of_a_local_model_runs_each_level_as_its_batch_size(tiny_model_dir
     # Arrival rates need a server's queue: a local model's clock starts with its batch.
     refused = invoke("sweep", suite, "-m", "tiny", "--rate", "2", "--out", tmp_path / "out2")
     assert refused.exit_code == 2 and "swept by batch size" in refused.output and not (tmp_path / "out2").exists()
+
