@@ -584,7 +584,8 @@ def sweep(
     from openbench.progress import PlainReporter
     from openbench.store import new_run_id
     from openbench.suite import load_suite
-    from openbench.sweep import Sweep, parse_levels, parse_rates, render_sweep
+    from openbench.session import EXIT_INTERRUPTED, sigterm_as_interrupt
+    from openbench.sweep import SWEEP_FILE, Sweep, SweepResult, parse_levels, parse_rates, render_sweep
 
     try:
         if rate is not None and concurrency is not None:
@@ -600,9 +601,15 @@ def sweep(
                            seed=seed)
         except (KeyError, ValueError) as exc:
             raise OpenbenchError(f"--hardware {hardware}: {exc.args[0] if exc.args else exc}") from None
+        sigterm_as_interrupt()
         result = asyncio.run(runner.run(levels, rates, quality))
     except OpenbenchError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt:
+        if (folder / SWEEP_FILE).exists():
+            render_sweep(SweepResult.read(folder))
+            typer.echo(f"\ninterrupted: the levels measured so far are in {folder}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     render_sweep(result)
     typer.echo(f"\nsweep: {folder}", err=True)
 
