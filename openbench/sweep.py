@@ -282,11 +282,10 @@ class Sweep:
     async def _level(self, client: Any, concurrency: int) -> SweepLevel:
         """A closed loop: ``concurrency`` workers, each sending its next request when its answer is in."""
         await client.set_load(concurrency)
-        source = itertools.cycle(self.items)
         warmup = concurrency if self.warmup is None else self.warmup
-        await self._closed(client, source, concurrency, warmup)  # excluded from the figures
+        await self._closed(client, self._warmup_items(), concurrency, warmup)  # excluded from the figures
         cpu0, t0 = time.process_time(), time.perf_counter()
-        answers = await self._closed(client, source, concurrency, self.requests_per_level)
+        answers = await self._closed(client, itertools.cycle(self.items), concurrency, self.requests_per_level)
         wall = time.perf_counter() - t0
         return self._figures(f"c{concurrency}", answers, wall, time.process_time() - cpu0, concurrency=concurrency,
                              peak=concurrency)
@@ -298,7 +297,7 @@ class Sweep:
         too), so that an engine that cannot keep up shows its own rate, not the arrivals'."""
         await client.set_load(None)
         warmup = max(1, round(rate)) if self.warmup is None else self.warmup
-        source = itertools.cycle(self.items)
+        warming, measuring = self._warmup_items(), itertools.cycle(self.items)
         request_for = self._request_for()
         in_flight = peak = 0
         measured: list[tuple[Any, Any]] = []
@@ -326,7 +325,8 @@ class Sweep:
                 await asyncio.sleep(delay)
             if n == warmup:
                 t_first, cpu0 = time.perf_counter(), time.process_time()
-            pending.append(asyncio.ensure_future(one(next(source), n >= warmup)))
+            keep = n >= warmup
+            pending.append(asyncio.ensure_future(one(next(measuring if keep else warming), keep)))
             due += self.rng.expovariate(rate)
         t_arrived = time.perf_counter()
         await asyncio.gather(*pending)
@@ -393,6 +393,11 @@ class Sweep:
             meets_target=meets, rate_per_s=rate, arrivals_per_s=arrivals_per_s, peak_in_flight=peak,
             input_tokens_mean=sum(inputs) / len(inputs) if inputs else None, output_tokens_mean=tokens / done if done else None,
         )
+
+    def _warmup_items(self) -> Any:
+        """Warm-up requests come from the end of the (shuffled) items, and every level measures from the start: each
+        level measures the same items, which no warm-up has just sent (an engine's prefix cache would flatter them)."""
+        return itertools.cycle(reversed(self.items))
 
     def _request_for(self) -> Any:
         from openbench.runner import request_for
