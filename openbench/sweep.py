@@ -250,27 +250,66 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def target_text(result: SweepResult) -> str:
+    """The latency target in words: "e2e p95 <= 2 s, ttft p95 <= 0.5 s", or "no errors" when none was given."""
+    target = []
+    if result.slo_p95_s is not None:
+        target.append(f"e2e p95 <= {result.slo_p95_s:g} s")
+    if result.slo_ttft_p95_s is not None:
+        target.append(f"ttft p95 <= {result.slo_ttft_p95_s:g} s")
+    return ", ".join(target) or "no errors"
+
+
+def load_axis(result: SweepResult) -> str:
+    """What the levels vary: "concurrency" unless the sweep says otherwise (e.g. "batch size", "rate")."""
+    return getattr(result, "load_axis", None) or "concurrency"
+
+
+def level_label(result: SweepResult, level: SweepLevel | OperatingPoint) -> str:
+    """A level's load as its axis counts it: 8 clients, batch 8, or 2.5 requests/s offered."""
+    rate = getattr(level, "rate_per_s", None)
+    return f"{rate:g}/s" if rate is not None and load_axis(result) == "rate" else str(level.concurrency)
+
+
+def point_label(result: SweepResult) -> str:
+    """The operating point's load in words, e.g. "concurrency 4"; empty without one."""
+    point = result.operating_point
+    return "" if point is None else f"{load_axis(result)} {level_label(result, point)}"
+
+
+def is_operating_point(result: SweepResult, level: SweepLevel) -> bool:
+    point = result.operating_point
+    if point is None or level.concurrency != point.concurrency:
+        return False
+    rates = getattr(level, "rate_per_s", None), getattr(point, "rate_per_s", None)
+    return None in rates or rates[0] == rates[1]
+
+
+def level_columns(result: SweepResult) -> tuple[str, ...]:
+    return (load_axis(result), "req/s", "out tok/s", "ttft p50", "ttft p95", "e2e p50", "e2e p95", "e2e p99", "errors", "quality", "meets")
+
+
+def level_cells(result: SweepResult, lv: SweepLevel) -> tuple[str, ...]:
+    """One level as the sweep tables show it (terminal, HTML, Markdown), under ``level_columns``."""
+    mark = "<- operating point" if is_operating_point(result, lv) else ("yes" if lv.meets_target else "no")
+    return (level_label(result, lv), f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", _fmt(lv.ttft_p50_s, 3),
+            _fmt(lv.ttft_p95_s, 3), _fmt(lv.e2e_p50_s), _fmt(lv.e2e_p95_s), _fmt(lv.e2e_p99_s), str(lv.errors),
+            _fmt(lv.quality), mark)
+
+
 def render_sweep(result: SweepResult) -> None:
     from rich.table import Table
 
     from openbench.report.table import console_for, fmt_usd, table_box
 
     console = console_for()
-    target = []
-    if result.slo_p95_s is not None:
-        target.append(f"e2e p95 <= {result.slo_p95_s:g} s")
-    if result.slo_ttft_p95_s is not None:
-        target.append(f"ttft p95 <= {result.slo_ttft_p95_s:g} s")
-    table = Table(title=f"sweep of {result.model} (target: {', '.join(target) or 'no errors'})", box=table_box())
-    for name in ("concurrency", "req/s", "out tok/s", "ttft p50", "ttft p95", "e2e p50", "e2e p95", "e2e p99", "errors", "quality", "meets"):
+    table = Table(title=f"sweep of {result.model} (target: {target_text(result)})", box=table_box())
+    for name in level_columns(result):
         table.add_column(name, justify="right")
-    point = result.operating_point
     for lv in result.levels:
-        mark = "<- operating point" if point is not None and lv.concurrency == point.concurrency else ("yes" if lv.meets_target else "no")
-        table.add_row(str(lv.concurrency), f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", _fmt(lv.ttft_p50_s, 3),
-                      _fmt(lv.ttft_p95_s, 3), _fmt(lv.e2e_p50_s), _fmt(lv.e2e_p95_s), _fmt(lv.e2e_p99_s), str(lv.errors),
-                      _fmt(lv.quality), mark)
+        table.add_row(*level_cells(result, lv))
     console.print(table)
+    point = result.operating_point
     if point is None:
         console.print("  no level met the target: no operating point", markup=False)
     else:
@@ -282,28 +321,67 @@ def render_sweep(result: SweepResult) -> None:
         console.print(f"  warning: {warning}", markup=False)
 
 
-def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
-    """``openbench cost RUN --sweep DIR``: the operating point's $ per task against every API model of the run."""
+@dataclass(frozen=True)
+class BreakEven:
+    """One API model of a run against the box at the sweep's operating point."""
+
+    model: str
+    api_usd_per_task: float
+    tasks_per_month: float  # the monthly volume at which one box costs what the API does
+    pays_off: bool  # False: that volume is above what one box serves, so the box never pays for itself
+
+
+@dataclass(frozen=True)
+class SelfHosting:
+    """The operating point as a monthly bill: one box, every hour of the month, and what it can serve."""
+
+    usd_per_task: float
+    usd_per_mtok_output: float | None
+    usd_per_month: float
+    tasks_per_month: float
+    against: list[BreakEven]
+
+
+def against_apis(result: SweepResult, rows: list[Any]) -> SelfHosting | None:
+    """The operating point's monthly price and capacity, and the break-even volume against every API-priced
+    model among ``rows`` (a run's summary rows); None without a priced operating point."""
     from openbench.pricing.hardware import HOURS_PER_MONTH
-    from openbench.report.table import console_for, fmt_usd
     from openbench.summary import ALL_TASKS
 
-    console = console_for()
     point = result.operating_point
-    if point is None or point.usd_per_task is None:
-        console.print(f"  sweep of {result.model}: no operating point with a price (see its sweep.json)", markup=False)
-        return
+    if point is None or point.usd_per_task is None or point.usd_per_hour is None:
+        return None
     box_month = point.usd_per_hour * HOURS_PER_MONTH
     capacity = point.requests_per_s * 3600 * HOURS_PER_MONTH
-    console.print(
-        f"\nAt the sweep's operating point, {result.model} (concurrency {point.concurrency}, {point.requests_per_s:.2f} req/s, "
-        f"e2e p95 {_fmt(point.e2e_p95_s)} s): {fmt_usd(point.usd_per_task)} per task, {fmt_usd(point.usd_per_mtok_output)} "
-        f"per 1M output tokens; one box costs {fmt_usd(box_month)}/month and serves up to {capacity:,.0f} tasks/month.",
-        markup=False,
-    )
+    against = []
     for row in rows:
         if row.task != ALL_TASKS or row.cost_basis != "api" or not row.cost_per_task_usd:
             continue
         even = box_month / row.cost_per_task_usd
-        verdict = f"self-hosting is cheaper above {even:,.0f} tasks/month" if even <= capacity else "one box never pays for itself at this price"
-        console.print(f"  vs {row.model} at {fmt_usd(row.cost_per_task_usd)}/task: {verdict}", markup=False)
+        against.append(BreakEven(row.model, row.cost_per_task_usd, even, even <= capacity))
+    return SelfHosting(point.usd_per_task, point.usd_per_mtok_output, box_month, capacity, against)
+
+
+def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
+    """``openbench cost RUN --sweep DIR``: the operating point's $ per task against every API model of the run."""
+    from openbench.report.table import console_for, fmt_usd
+
+    console = console_for()
+    point, hosting = result.operating_point, against_apis(result, rows)
+    if point is None or hosting is None:
+        console.print(f"  sweep of {result.model}: no operating point with a price (see its sweep.json)", markup=False)
+        return
+    console.print(
+        f"\nAt the sweep's operating point, {result.model} ({point_label(result)}, {point.requests_per_s:.2f} req/s, "
+        f"e2e p95 {_fmt(point.e2e_p95_s)} s): {fmt_usd(hosting.usd_per_task)} per task, {fmt_usd(hosting.usd_per_mtok_output)} "
+        f"per 1M output tokens; one box costs {fmt_usd(hosting.usd_per_month)}/month and serves up to {hosting.tasks_per_month:,.0f} tasks/month.",
+        markup=False,
+    )
+    for row in hosting.against:
+        console.print(f"  vs {row.model} at {fmt_usd(row.api_usd_per_task)}/task: {break_even_text(row)}", markup=False)
+
+
+def break_even_text(row: BreakEven) -> str:
+    if row.pays_off:
+        return f"self-hosting is cheaper above {row.tasks_per_month:,.0f} tasks/month"
+    return "one box never pays for itself at this price"

@@ -1,0 +1,302 @@
+"""A sweep in HTML: throughput against p95 latency per level, the target, the operating point and its prices.
+
+The same section serves two pages: ``sweep.html``, written by ``openbench sweep`` next to sweep.json, and
+the run report made with ``openbench report RUN --sweep DIR``, where it also sets the operating point's
+$/task against each API model of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from openbench.report.html.charts import WIDTH, Chart, Scale, Shape, seconds, value_axis, x_axis, y_axis
+from openbench.report.html.view import PALETTE
+from openbench.report.table import fmt_num, fmt_usd
+from openbench.sweep import (
+    SelfHosting,
+    SweepLevel,
+    SweepResult,
+    against_apis,
+    break_even_text,
+    is_operating_point,
+    level_cells,
+    level_columns,
+    level_label,
+    load_axis,
+    point_label,
+    target_text,
+)
+
+SWEEP_PAGE = "sweep.html"
+E2E, TTFT, MISSED = PALETTE[0], PALETTE[1], PALETTE[2]
+HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 460, 80, WIDTH - 30, 30, 460 - 64
+BAND = 26  # the strip above the plot where levels without any answer sit
+CHAR_PX = 7.2  # the width of one character of the 13 px annotation text, for laying out its box
+
+
+@dataclass(frozen=True)
+class LevelRow:
+    cells: tuple[str, ...]
+    kind: str  # "operating", "met" or "missed": how the table row is marked
+
+
+@dataclass(frozen=True)
+class SweepView:
+    model: str
+    suite: str
+    target: str
+    axis: str
+    chart: Chart
+    columns: tuple[str, ...]
+    levels: list[LevelRow]
+    point: str | None  # the operating point in one sentence; None when no level met the target
+    prices: list[tuple[str, str]]
+    hosting: SelfHosting | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: str | None = None) -> SweepView:
+    """What the sweep section shows; ``rows`` (a run's summary rows) add the break-even against its API models."""
+    hosting = against_apis(result, rows or [])
+    point = result.operating_point
+    levels = []
+    for lv in result.levels:
+        cells = level_cells(result, lv)
+        operating = is_operating_point(result, lv)
+        if operating:
+            cells = (*cells[:-1], "operating point")
+        levels.append(LevelRow(cells, "operating" if operating else "met" if lv.meets_target else "missed"))
+    sentence = prices = None
+    if point is not None:
+        sentence = (f"{point_label(result)}, {point.requests_per_s:.2f} requests/s, "
+                    f"{point.output_tokens_per_s:.1f} output tokens/s, E2E p95 {_secs(point.e2e_p95_s)}"
+                    + (f", TTFT p95 {_secs(point.ttft_p95_s)}" if point.ttft_p95_s is not None else "")
+                    + (f", quality {point.quality:.2f}" if point.quality is not None else "") + ".")
+        prices = [("Hardware", f"${point.usd_per_hour:,.2f} per hour" if point.usd_per_hour is not None
+                   else "no price: give --hardware PROFILE@USD_PER_HOUR")]
+    if hosting is not None:
+        prices += [
+            ("Per 1M output tokens", fmt_usd(hosting.usd_per_mtok_output)),
+            ("Per task", fmt_usd(hosting.usd_per_task)),
+            ("One box for a month", f"${hosting.usd_per_month:,.2f} (every hour of it)"),
+            ("What it serves", f"up to {hosting.tasks_per_month:,.0f} tasks a month at the operating point"),
+        ]
+    warnings = list(result.warnings)
+    if run_suite is not None and result.suite != run_suite:
+        warnings.append(f"the sweep ran {result.suite}, the run {run_suite}: the $/task compare different tasks")
+    return SweepView(
+        model=result.model, suite=result.suite, target=target_text(result), axis=load_axis(result), chart=sweep_chart(result),
+        columns=level_columns(result), levels=levels, point=sentence, prices=prices or [], hosting=hosting, warnings=warnings,
+    )
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{fmt_num(value)} s"
+
+
+# -- the chart --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    colour: str
+    field: str  # the SweepLevel attribute drawn
+    target: float | None
+    marker: str  # "circle" or "square"
+
+
+def series_of(result: SweepResult) -> list[Series]:
+    """E2E p95 always; TTFT p95 too when the target is a TTFT one."""
+    drawn = [Series("E2E p95", E2E, "e2e_p95_s", result.slo_p95_s, "circle")]
+    if result.slo_ttft_p95_s is not None:
+        drawn.append(Series("TTFT p95", TTFT, "ttft_p95_s", result.slo_ttft_p95_s, "square"))
+    return drawn
+
+
+def throughput(result: SweepResult) -> tuple[str, list[float]]:
+    """The x axis: output tokens/s, or requests/s when no level counted any output token (e.g. no usage reported)."""
+    tokens = any(lv.output_tokens_per_s > 0 for lv in result.levels)
+    values = [lv.output_tokens_per_s if tokens else lv.requests_per_s for lv in result.levels]
+    return ("Output tokens per second" if tokens else "Requests per second"), values
+
+
+def sweep_chart(result: SweepResult) -> Chart:
+    title = "Throughput against response time"
+    if not result.levels:
+        return Chart("sweep", title, Markup("The sweep measured no level."))
+    axis, drawn = load_axis(result), series_of(result)
+    x_title, xs = throughput(result)
+    ys = [getattr(lv, s.field) for s in drawn for lv in result.levels] + [s.target for s in drawn]
+    high_y = max((v for v in ys if v is not None), default=1.0)
+    silent = any(lv.e2e_p95_s is None for lv in result.levels)
+    plot_top = TOP + BAND if silent else TOP
+    x, xticks = value_axis(0.0, max(xs), False, LEFT + 10, RIGHT - 10, _count)
+    y, yticks = value_axis(0.0, high_y, False, BOTTOM, plot_top, seconds)
+    shapes = y_axis(y, yticks, LEFT, RIGHT, "95% of requests done within (seconds)")
+    shapes += x_axis(x, xticks, plot_top, BOTTOM, f"{x_title} (throughput, one box)")
+    if silent:
+        shapes.append(Shape("text", {"x": LEFT - 8, "y": TOP + 12, "class": "tick", "text-anchor": "end"}, "no answer"))
+        shapes.append(Shape("line", {"x1": LEFT, "x2": RIGHT, "y1": plot_top - 4, "y2": plot_top - 4, "class": "grid"}))
+    shapes += _targets(drawn, y)
+    marks: list[tuple[float, float]] = []  # where the markers sit, for placing the annotation clear of them
+    for s in drawn:
+        line = [(x(xs[i]), y(getattr(lv, s.field))) for i, lv in enumerate(result.levels) if getattr(lv, s.field) is not None]
+        if len(line) > 1:
+            points = " ".join(f"{px},{py}" for px, py in line)
+            shapes.append(Shape("polyline", {"points": points, "stroke": s.colour, "class": f"series {s.marker}"}))
+    for i, lv in enumerate(result.levels):
+        cx = x(xs[i])
+        cy = TOP + BAND / 2 if lv.e2e_p95_s is None else y(lv.e2e_p95_s)
+        shapes += _marker(result, lv, drawn[0], cx, cy, xs[i])
+        marks.append((cx, cy))
+        for s in drawn[1:]:
+            value = getattr(lv, s.field)
+            if value is not None:
+                shapes += _marker(result, lv, s, cx, y(value), xs[i])
+                marks.append((cx, y(value)))
+        shapes.append(_level_label(result, lv, i == 0, cx, cy))
+    operating = next((i for i, lv in enumerate(result.levels) if is_operating_point(result, lv) and lv.e2e_p95_s is not None), None)
+    if operating is not None:
+        at = (x(xs[operating]), y(result.levels[operating].e2e_p95_s))
+        shapes += _annotation(result, drawn, at, marks, [y(s.target) for s in drawn if s.target is not None], plot_top)
+    return Chart("sweep", title, _caption(result, drawn, axis, silent), HEIGHT, shapes,
+                 legend=[(f"{s.name} ({s.marker}s)", s.colour) for s in drawn]
+                 + [("missed the target (hollow) or had failed requests (×)", MISSED)],
+                 desc=_desc(result))
+
+
+def _count(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}"
+
+
+def _targets(drawn: list[Series], y: Scale) -> list[Shape]:
+    shapes, taken = [], []
+    for s in drawn:
+        if s.target is None:
+            continue
+        ty = y(s.target)
+        shapes.append(Shape("line", {"x1": LEFT, "x2": RIGHT, "y1": ty, "y2": ty, "stroke": s.colour, "class": "target",
+                                     "data-target": s.target}, tooltip=f"{s.name} target: {s.target:g} s"))
+        below = any(abs(ty - other) < 16 for other in taken)  # two targets close together: one label under its line
+        shapes.append(Shape("text", {"x": LEFT + 6, "y": ty + 16 if below else ty - 6, "class": "label halo"},
+                            f"{s.name} target {s.target:g} s"))
+        taken.append(ty)
+    return shapes
+
+
+def _state(lv: SweepLevel) -> str:
+    if lv.e2e_p95_s is None:
+        return "every request failed"
+    if lv.errors:
+        return f"{lv.errors} failed request{'s' if lv.errors != 1 else ''}"
+    return "meets the target" if lv.meets_target else "missed the target"
+
+
+def _marker(result: SweepResult, lv: SweepLevel, s: Series, cx: float, cy: float, xv: float) -> list[Shape]:
+    """A level's marker: filled when it met the target, hollow when not, a diamond at the operating point,
+    with a × over it when requests failed (only the × when none was answered)."""
+    operating = is_operating_point(result, lv) and s.field == "e2e_p95_s"
+    state = "operating" if operating else "met" if lv.meets_target else "missed"
+    tip = (f"{load_axis(result)} {level_label(result, lv)}: {lv.requests_per_s:.2f} req/s, {lv.output_tokens_per_s:.1f} output tok/s, "
+           f"E2E p95 {_secs(lv.e2e_p95_s)}, TTFT p95 {_secs(lv.ttft_p95_s)}: {_state(lv)}" + (" (the operating point)" if operating else ""))
+    data = {"data-series": s.name, "data-level": level_label(result, lv), "data-x": round(xv, 4), "data-state": state}
+    cross = Shape("path", {"d": f"M{cx - 6},{cy - 6}l12,12m0,-12l-12,12", "stroke": MISSED, "class": "cross", **data}, tooltip=tip)
+    if lv.e2e_p95_s is None:
+        return [cross]
+    look = {"fill": s.colour, "class": "marker"} if lv.meets_target else {"fill": "#fff", "class": "marker missed"}
+    if operating:
+        d = f"M{cx},{cy - 10}L{cx + 10},{cy}L{cx},{cy + 10}L{cx - 10},{cy}Z"
+        shape = Shape("path", {"d": d, "fill": s.colour, "class": "marker operating", **data}, tooltip=tip)
+    elif s.marker == "circle":
+        shape = Shape("circle", {"cx": cx, "cy": cy, "r": 6, **look, **data}, tooltip=tip)
+    else:
+        shape = Shape("rect", {"x": round(cx - 5.5, 2), "y": round(cy - 5.5, 2), "width": 11, "height": 11, **look, **data}, tooltip=tip)
+    return [shape, cross] if lv.errors else [shape]
+
+
+def _level_label(result: SweepResult, lv: SweepLevel, first: bool, cx: float, cy: float) -> Shape:
+    """The level's load beside its marker (the first one names the axis), and why it missed the target, in words."""
+    text = (f"{load_axis(result)} " if first else "") + level_label(result, lv)
+    if lv.e2e_p95_s is None:
+        text += ": no answer"
+    elif lv.errors:
+        text += f": {lv.errors} failed"
+    elif not lv.meets_target:
+        text += ": over target"
+    right = cx - LEFT < 20 + CHAR_PX * len(text)  # no room on the left, before the axis
+    attrs = {"x": round(cx + 10 if right else cx - 10, 2), "y": round(cy - 9, 2), "class": "label halo", "text-anchor": "start" if right else "end"}
+    return Shape("text", attrs, text)
+
+
+def _operating_lines(result: SweepResult, drawn: list[Series]) -> list[str]:
+    point = result.operating_point
+    timing = f"{point.requests_per_s:.2f} req/s, E2E p95 {_secs(point.e2e_p95_s)}"
+    if len(drawn) > 1:
+        timing += f", TTFT p95 {_secs(point.ttft_p95_s)}"
+    if point.usd_per_task is None:
+        price = "no hardware price: $ unknown"
+    else:
+        price = f"{fmt_usd(point.usd_per_mtok_output)} per 1M output tokens, {fmt_usd(point.usd_per_task)} per task"
+    return [f"Operating point: {point_label(result)}", timing, price]
+
+
+def _annotation(result: SweepResult, drawn: list[Series], at: tuple[float, float], marks: list[tuple[float, float]],
+                target_ys: list[float], top: float) -> list[Shape]:
+    """The operating point's figures in a box, in the plot's emptiest corner, with a line to its diamond."""
+    lines = _operating_lines(result, drawn)
+    w, h = round(max(map(len, lines)) * CHAR_PX + 20, 1), 18 * len(lines) + 12
+    corners = [(LEFT + 12, top + 8), (RIGHT - w - 12, BOTTOM - h - 8), (RIGHT - w - 12, top + 8), (LEFT + 12, BOTTOM - h - 8)]
+
+    def crowding(corner: tuple[float, float]) -> int:
+        bx, by = corner
+        covered = sum(bx - 12 <= mx <= bx + w + 12 and by - 12 <= my <= by + h + 12 for mx, my in [*marks, at])
+        return 2 * covered + sum(by - 4 <= ty <= by + h + 4 for ty in target_ys)
+
+    bx, by = min(corners, key=crowding)  # min keeps the first of equals: top left, where a rising curve leaves room
+    px, py = at
+    ex, ey = min(max(px, bx), bx + w), min(max(py, by), by + h)  # the box's nearest edge to the point
+    shapes = [Shape("rect", {"x": bx, "y": by, "width": w, "height": h, "rx": 6, "class": "annotation"}),
+              Shape("line", {"x1": ex, "y1": ey, "x2": px, "y2": py, "class": "leader"})]
+    for k, line in enumerate(lines):
+        shapes.append(Shape("text", {"x": bx + 10, "y": by + 22 + 18 * k, "class": "label" if k == 0 else "note"}, line))
+    return shapes
+
+
+def _caption(result: SweepResult, drawn: list[Series], axis: str, silent: bool) -> Markup:
+    levels = ", ".join(level_label(result, lv) for lv in result.levels)
+    caption = Markup(
+        "Each marker is one level of load ({} {}): further right means more work done per second by one box, "
+        "higher means slower answers (the time within which 95% of requests were done)."
+    ).format(axis, levels)
+    if len(drawn) > 1:
+        caption += " Circles time the whole answer (E2E), squares the first token (TTFT)."
+    targets = [s for s in drawn if s.target is not None]
+    if targets:
+        caption += " The dashed horizontal lines are the latency targets." if len(targets) > 1 else " The dashed horizontal line is the latency target."
+    else:
+        caption += " No latency target was given: any level without failed requests meets it."
+    if any(not lv.meets_target for lv in result.levels):
+        caption += " Hollow markers missed the target; a × marks a level with failed requests."
+    if silent:
+        caption += " A level where every request failed has no response time: it sits in the top strip, marked “no answer”."
+    if result.operating_point is not None:
+        caption += (" The diamond is the operating point: the level with the most throughput that meets the target with no "
+                    "failed requests; its price is the hardware's hourly price over that throughput.")
+    else:
+        caption += " No level met the target, so there is no operating point: this box cannot serve this load within it."
+    return caption
+
+
+def _desc(result: SweepResult) -> str:
+    axis = load_axis(result)
+    parts = [f"{axis} {level_label(result, lv)}: {lv.requests_per_s:.2f} requests/s, {lv.output_tokens_per_s:.1f} output tokens/s, "
+             f"E2E p95 {_secs(lv.e2e_p95_s)}, TTFT p95 {_secs(lv.ttft_p95_s)}, {_state(lv)}" for lv in result.levels]
+    text = f"Target: {target_text(result)}. " + "; ".join(parts) + "."
+    if result.operating_point is not None:
+        text += f" Operating point: {point_label(result)}."
+    return text
