@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from api_helpers import write_suite
 from fakeserver import FakeServer
-from test_report_html import _browse, _console, chromium, elements  # noqa: F401 - chromium is a fixture
+from test_report_html import _browse, _console, elements
 
 from openbench.pricing.hardware import HOURS_PER_MONTH
 from openbench.report.html import render_sweep_page
@@ -175,6 +175,9 @@ def test_break_even_rows_are_the_same_for_the_terminal_and_the_page(swept: dict[
     cost = _invoke({}, "cost", swept["run"], "--sweep", swept["sweep"])
     page = render_sweep_page(result)
     assert "Against the API models" not in page  # a sweep's own page has no run to compare with
+    assert not sweep_view(result, rows, result.suite).warnings
+    (other,) = sweep_view(result, rows, "/elsewhere/other.yaml").warnings
+    assert "/elsewhere/other.yaml" in other and "like with like" in other
     (real,) = sweep_view(result, rows).hosting.against
     assert cost.exit_code == 0, cost.output
     assert f"vs gpt-4o-mini at {fmt_usd(real.api_usd_per_task)}/task: {break_even_text(real)}" in cost.output
@@ -237,7 +240,7 @@ def test_levels_are_named_by_the_sweeps_load_axis(swept: dict[str, Path]) -> Non
     assert level_label(result, result.levels[0]) == "1"
 
 
-def test_browser_draws_the_sweep_page(chromium: str, swept: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+def test_browser_draws_the_sweep_page(chromium: str, swept: dict[str, Path], tmp_path: Path) -> None:
     shot = Path(__file__).parent / "artifacts" / "sweep.png"
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ $/task against each API model of the run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
@@ -21,7 +20,6 @@ from openbench.sweep import (
     SweepLevel,
     SweepResult,
     against_apis,
-    break_even_text,
     is_operating_point,
     level_cells,
     level_columns,
@@ -87,7 +85,8 @@ def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: st
         ]
     warnings = list(result.warnings)
     if run_suite is not None and result.suite != run_suite:
-        warnings.append(f"the sweep ran {result.suite}, the run {run_suite}: the $/task compare different tasks")
+        warnings.append(f"the sweep sent the items of {result.suite}, the run those of {run_suite}: "
+                        "their $ per task may not compare like with like")
     return SweepView(
         model=result.model, suite=result.suite, target=target_text(result), axis=load_axis(result), chart=sweep_chart(result),
         columns=level_columns(result), levels=levels, point=sentence, prices=prices or [], hosting=hosting, warnings=warnings,
@@ -166,7 +165,7 @@ def sweep_chart(result: SweepResult) -> Chart:
         shapes += _annotation(result, drawn, at, marks, [y(s.target) for s in drawn if s.target is not None], plot_top)
     return Chart("sweep", title, _caption(result, drawn, axis, silent), HEIGHT, shapes,
                  legend=[(f"{s.name} ({s.marker}s)", s.colour) for s in drawn]
-                 + [("missed the target (hollow) or had failed requests (×)", MISSED)],
+                 + ([("missed the target (hollow) or had failed requests (×)", MISSED)] if not all(lv.meets_target for lv in result.levels) else []),
                  desc=_desc(result))
 
 
@@ -202,8 +201,7 @@ def _marker(result: SweepResult, lv: SweepLevel, s: Series, cx: float, cy: float
     with a × over it when requests failed (only the × when none was answered)."""
     operating = is_operating_point(result, lv) and s.field == "e2e_p95_s"
     state = "operating" if operating else "met" if lv.meets_target else "missed"
-    tip = (f"{load_axis(result)} {level_label(result, lv)}: {lv.requests_per_s:.2f} req/s, {lv.output_tokens_per_s:.1f} output tok/s, "
-           f"E2E p95 {_secs(lv.e2e_p95_s)}, TTFT p95 {_secs(lv.ttft_p95_s)}: {_state(lv)}" + (" (the operating point)" if operating else ""))
+    tip = _level_text(result, lv) + (" (the operating point)" if operating else "")
     data = {"data-series": s.name, "data-level": level_label(result, lv), "data-x": round(xv, 4), "data-state": state}
     cross = Shape("path", {"d": f"M{cx - 6},{cy - 6}l12,12m0,-12l-12,12", "stroke": MISSED, "class": "cross", **data}, tooltip=tip)
     if lv.e2e_p95_s is None:
@@ -292,11 +290,14 @@ def _caption(result: SweepResult, drawn: list[Series], axis: str, silent: bool) 
     return caption
 
 
+def _level_text(result: SweepResult, lv: SweepLevel) -> str:
+    return (f"{load_axis(result)} {level_label(result, lv)}: {lv.requests_per_s:.2f} requests/s, {lv.output_tokens_per_s:.1f} "
+            f"output tokens/s, E2E p95 {_secs(lv.e2e_p95_s)}, TTFT p95 {_secs(lv.ttft_p95_s)}, {_state(lv)}")
+
+
 def _desc(result: SweepResult) -> str:
-    axis = load_axis(result)
-    parts = [f"{axis} {level_label(result, lv)}: {lv.requests_per_s:.2f} requests/s, {lv.output_tokens_per_s:.1f} output tokens/s, "
-             f"E2E p95 {_secs(lv.e2e_p95_s)}, TTFT p95 {_secs(lv.ttft_p95_s)}, {_state(lv)}" for lv in result.levels]
-    text = f"Target: {target_text(result)}. " + "; ".join(parts) + "."
+    """The chart in words (the SVG's <desc>), for a reader who cannot see it."""
+    text = f"Target: {target_text(result)}. " + "; ".join(_level_text(result, lv) for lv in result.levels) + "."
     if result.operating_point is not None:
         text += f" Operating point: {point_label(result)}."
     return text
