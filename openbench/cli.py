@@ -560,34 +560,48 @@ def cost(
 def sweep(
     suite: Path = SuiteArg,
     model: str = typer.Option(..., "--model", "-m", help="The self-hosted model to load (openai-compatible, with or without launch:, or hf)."),
-    concurrency: Optional[str] = typer.Option(None, "--concurrency", "-c", help="Levels, e.g. 1,2,4,8,16 (default: doubling until the target breaks, at most 64)."),
+    concurrency: Optional[str] = typer.Option(None, "--concurrency", "-c", help="Levels, e.g. 1,2,4,8,16: requests in flight (a server) or the batch size (hf). Default: doubling until the target breaks, at most 64."),
+    rate: Optional[str] = typer.Option(None, "--rate", help="Levels as arrival rates in requests/s, e.g. 0.5,1,2,4: an open loop with Poisson arrivals (servers only)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Poisson arrivals under --rate."),
     requests_per_level: int = typer.Option(64, "--requests-per-level", "-n", min=1, help="Measured requests per level (the suite's items, cycled)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Requests sent before each level's clock starts (default: the level's concurrency)."),
     slo_p95: Optional[float] = typer.Option(None, "--slo-p95", min=0, help="Latency target: E2E p95 in seconds."),
     slo_ttft_p95: Optional[float] = typer.Option(None, "--slo-ttft-p95", min=0, help="Latency target: TTFT p95 in seconds."),
     hardware: Optional[str] = typer.Option(None, "--hardware", help="Price the operating point on PROFILE[@USD_PER_HOUR] (default: the model's hardware:)."),
+    against: Optional[Path] = typer.Option(None, "--against", help="A run of this suite: the API models' quality beside their $ per task."),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Folder that receives the sweep folder."),
 ) -> None:
     """Throughput and latency of one self-hosted model at increasing load, its operating point at your latency
-    target, and its $ per 1M output tokens and per task there (sweep.json in the sweep folder)."""
+    target, and its $ per 1M output tokens and per task there, against the suite's API models on the same token
+    mix (sweep.json in the sweep folder).
+
+    \b
+    openbench sweep suite.yaml -m qwen-vllm --slo-p95 2             # doubling concurrency until p95 > 2 s
+    openbench sweep suite.yaml -m qwen-vllm --rate 1,2,4,8 --slo-p95 2   # Poisson arrivals at each rate
+    openbench sweep suite.yaml -m smol-local -c 1,2,4,8,16          # a local hf model over batch sizes"""
     import asyncio
 
     from openbench.progress import PlainReporter
     from openbench.store import new_run_id
     from openbench.suite import load_suite
-    from openbench.sweep import Sweep, parse_levels, render_sweep
+    from openbench.sweep import Sweep, parse_levels, parse_rates, render_sweep
 
     try:
+        if rate is not None and concurrency is not None:
+            raise OpenbenchError("give --concurrency or --rate, not both")
         loaded = load_suite(suite)
         levels = parse_levels(concurrency)
+        rates = parse_rates(rate) if rate is not None else None
+        quality = _run_quality(against) if against is not None else None
         folder = out / f"sweep-{new_run_id(model)}"
         try:
             runner = Sweep(loaded, model, requests_per_level=requests_per_level, warmup=warmup, slo_p95_s=slo_p95,
-                           slo_ttft_p95_s=slo_ttft_p95, hardware=hardware, folder=folder, notes=PlainReporter(sys.stderr))
+                           slo_ttft_p95_s=slo_ttft_p95, hardware=hardware, folder=folder, notes=PlainReporter(sys.stderr),
+                           seed=seed)
         except (KeyError, ValueError) as exc:
             raise OpenbenchError(f"--hardware {hardware}: {exc.args[0] if exc.args else exc}") from None
         folder.mkdir(parents=True, exist_ok=False)
-        result = asyncio.run(runner.run(levels))
+        result = asyncio.run(runner.run(levels, rates, quality))
     except OpenbenchError as exc:
         raise fail(exc) from None
     render_sweep(result)
@@ -595,6 +609,14 @@ def sweep(
 
     write_sweep_page(result, folder)
     typer.echo(f"\nsweep: {folder}", err=True)
+
+
+def _run_quality(run_dir: Path) -> dict[str, float | None]:
+    """Each model's quality over all tasks in a finished run (``sweep --against``)."""
+    from openbench.summary import ALL_TASKS, summarise
+
+    store, manifest, per_month = _open_run(run_dir, None)
+    return {row.model: row.quality_mean for row in summarise(store.iter_records(), manifest, per_month) if row.task == ALL_TASKS}
 
 
 def _csv_paths(output: Path) -> tuple[Path, Path]:

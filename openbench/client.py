@@ -167,9 +167,11 @@ class ModelClient:
         self.entry.template = self.provider.template_facts() or self.entry.template
         await self.provider.close()
 
-    def set_in_flight(self, limit: int) -> None:
-        """Allow ``limit`` requests in flight from now on (a load sweep sets each level's concurrency)."""
-        self._semaphore = asyncio.Semaphore(max(1, limit))
+    async def set_load(self, level: int | None) -> None:
+        """A load sweep's level from now on: ``level`` requests at once, as the provider serves them (in flight, or
+        as one batch); None lifts the limit, so that open-loop arrivals are sent the moment they arrive."""
+        keep = await self.provider.set_load(level) if level is not None else 1 << 30
+        self._semaphore = asyncio.Semaphore(max(1, keep))
 
     @property
     def in_flight(self) -> int:

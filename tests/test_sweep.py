@@ -116,3 +116,73 @@ def test_cost_prices_a_run_at_the_sweeps_operating_point(tmp_path: Path, invoke,
     expected = f"cheaper above {even:,.0f} tasks/month" if even <= capacity else "never pays for itself"
     assert expected in result.output
     assert invoke("cost", run_dir, "--sweep", tmp_path).exit_code == 2  # not a sweep folder
+
+
+def test_rate_sweep_follows_poisson_arrivals_up_to_the_servers_capacity(tmp_path: Path, invoke, monkeypatch) -> None:
+    """Open loop on ``s`` slots of ``T`` seconds: below capacity the server keeps up (throughput = arrivals,
+    p95 near T); above it, throughput plateaus at s / T and the queue, so p95, grows with every arrival."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    args = ("--ttft", str(TTFT), "--per-token", str(PER_TOKEN), "--tokens", str(TOKENS), "--slots", str(SLOTS))
+    capacity = SLOTS / T  # 13.3 requests/s
+    with FakeServerProcess(*args) as srv:
+        result = invoke("sweep", _suite(srv, tmp_path), "--model", "engine", "--rate", "8,30", "--requests-per-level", "24",
+                        "--warmup", "4", "--slo-p95", str(2 * T), "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "out").iterdir()
+    sweep = SweepResult.read(folder)
+    assert sweep.load_axis == "rate" and [lv.rate_per_s for lv in sweep.levels] == [8, 30]
+    under, over = sweep.levels
+    for lv in sweep.levels:
+        assert lv.errors == 0 and lv.requests == 24 and lv.arrivals_per_s == pytest.approx(lv.rate_per_s, rel=0.5)
+    # Below capacity: every arrival is served as it comes, in about T.
+    assert under.requests_per_s == pytest.approx(under.arrivals_per_s, rel=0.15)
+    assert T <= under.e2e_p50_s < 1.5 * T and under.e2e_p95_s < 2 * T
+    # Above it: the server's own rate, and a queue that only grows.
+    assert over.requests_per_s == pytest.approx(capacity, rel=0.15)
+    assert over.e2e_p95_s > 3 * T and over.peak_in_flight > 2 * SLOTS
+    assert sweep.operating_point is not None and sweep.operating_point.rate_per_s == 8
+    assert "offered req/s" in result.output and (folder / "level-r30.jsonl").exists()
+
+
+def test_rate_and_concurrency_are_exclusive_and_rates_must_be_positive(tmp_path: Path, invoke) -> None:
+    suite = write_suite(tmp_path / "suite.yaml", [{"id": "engine", "provider": "openai-compatible", "model": "m",
+                                                   "base_url": "http://127.0.0.1:9/v1"}], [{"id": "a", "q": "x", "answer": "y"}],
+                        prompt="{{ q }}")
+    both = invoke("sweep", suite, "-m", "engine", "--rate", "1", "--concurrency", "1", "--out", tmp_path / "o")
+    assert both.exit_code == 2 and "not both" in both.output
+    for bad in ("0", "-1,2", "fast"):
+        result = invoke("sweep", suite, "-m", "engine", "--rate", bad, "--out", tmp_path / "o")
+        assert result.exit_code == 2 and "--rate" in result.output, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_sweep_prices_the_suites_api_models_on_the_same_token_mix(tmp_path: Path, invoke, monkeypatch) -> None:
+    from openbench.pricing import cost, resolve_price
+    from openbench.records import Usage
+    from openbench.sweep import break_even
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeServer(ttft_s=0.01, per_token_s=0.001, tokens=TOKENS) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
+        suite = _suite(srv, tmp_path)
+        spec = json.loads(suite.read_text())
+        spec["models"] += [{"id": "mini", "provider": "openai", "model": "gpt-4o-mini", "cache": False},
+                           {"id": "haiku", "provider": "anthropic", "model": "claude-haiku-4-5"}]
+        suite.write_text(json.dumps(spec))
+        ran = invoke("run", suite, "--model", "mini", "--out", tmp_path / "runs")
+        (run_dir,) = (tmp_path / "runs").iterdir()
+        swept = invoke("sweep", suite, "-m", "engine", "-c", "2", "-n", "8", "--against", run_dir, "--out", tmp_path / "sweeps")
+    assert ran.exit_code == 0 and swept.exit_code == 0, ran.output + swept.output
+    (folder,) = (tmp_path / "sweeps").iterdir()
+    sweep = SweepResult.read(folder)
+    point = sweep.operating_point
+    assert point.output_tokens_mean == TOKENS and point.input_tokens_mean > 0
+    rows = {row.model: row for row in sweep.against}
+    assert set(rows) == {"mini", "haiku"}
+    mix = Usage(input_tokens=round(point.input_tokens_mean), output_tokens=TOKENS)
+    for model_id, provider, name in (("mini", "openai", "gpt-4o-mini"), ("haiku", "anthropic", "claude-haiku-4-5")):
+        expected = cost(mix, resolve_price(provider, name))
+        assert rows[model_id].usd_per_task == pytest.approx(expected) and expected > 0
+        assert rows[model_id].break_even_tasks_per_month == break_even(point, expected)
+    assert rows["mini"].quality == 1.0 and rows["haiku"].quality is None  # only mini ran
+    assert "mini:" in swept.output and "haiku:" in swept.output and "same token mix" in swept.output

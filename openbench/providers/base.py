@@ -88,6 +88,8 @@ class Provider:
     runner_timeout = True
     #: The provider-specific model options (``suite.PROVIDER_OPTIONS``) this provider reads; any other is a suite error.
     options: frozenset[str] = frozenset()
+    #: What a load sweep's levels set: requests in flight (a server's queue), or the size of a local batch.
+    load_axis = "concurrency"
 
     def __init__(self, spec: ModelSpec, suite_dir: Path):
         self.spec = spec
@@ -105,6 +107,10 @@ class Provider:
     def max_in_flight(self) -> int:
         """How many requests this model wants in flight at once."""
         return self.spec.concurrency
+
+    async def set_load(self, level: int) -> int:
+        """Serve ``level`` requests at once from now on (a load sweep's level); returns the requests to keep in flight."""
+        return level
 
     def caches_by_default(self) -> bool:
         """Answers that cost money per token are cached by default, so that a re-run never pays twice."""

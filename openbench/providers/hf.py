@@ -128,6 +128,7 @@ class HFProvider(Provider):
     # batch's generation), not by the runner's per-request timeout, which would count queueing.
     runner_timeout = False
     options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching", "chat_template", "constrained_decoding"})
+    load_axis = "batch size"
     #: Rendered prompts kept for the run folder (prompts/<model>.txt).
     SAMPLES = 5
 
@@ -140,6 +141,7 @@ class HFProvider(Provider):
         self._device = None
         self._load_s: float | None = None
         self._manager: Any = None  # transformers' continuous-batching manager (batching: continuous)
+        self.batch_size = spec.batch_size  # a load sweep changes it between levels
         self._request_ids = itertools.count()
         self._grammars: Any = None
         self._schemas: list[dict[str, Any]] = []  # response formats to enforce by constrained decoding
@@ -163,7 +165,7 @@ class HFProvider(Provider):
 
     def max_in_flight(self) -> int:
         # Two batches' worth keeps the next batch queued while one generates.
-        return self.spec.batch_size * 2
+        return self.batch_size * 2
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -223,10 +225,18 @@ class HFProvider(Provider):
             "device": str(self._device),
             "dtype": str(self._model.dtype).removeprefix("torch."),
             "parameters": sum(p.numel() for p in self._model.parameters()),
-            "batch_size": self.spec.batch_size,
+            "batch_size": self.batch_size,
             "batching": self.spec.batching,
             "load_s": round(self._load_s or 0, 3),
         }
+
+    async def set_load(self, level: int) -> int:
+        """A sweep level is a batch size: the next batches hold up to ``level`` items, and ``level`` are kept in flight."""
+        self.batch_size = level
+        if self._manager is not None:  # continuous batching sizes its batches when it starts
+            await asyncio.to_thread(self._manager.stop, True)
+            self._manager = await asyncio.to_thread(self._start_manager)
+        return level
 
     async def close(self) -> None:
         if self._manager is not None:
@@ -355,7 +365,7 @@ class HFProvider(Provider):
         )
         manager = self._model.init_continuous_batching(
             generation_config=config,
-            continuous_batching_config=ContinuousBatchingConfig(max_requests_per_batch=self.spec.batch_size),
+            continuous_batching_config=ContinuousBatchingConfig(max_requests_per_batch=self.batch_size),
         )
         manager.start()
         return manager
@@ -404,13 +414,13 @@ class HFProvider(Provider):
             if job is None:
                 return
             # Items of equal sampling that were set aside while another batch filled join this one first.
-            batch = [job] + [p for p in pending if p.request.sampling == job.request.sampling][: self.spec.batch_size - 1]
+            batch = [job] + [p for p in pending if p.request.sampling == job.request.sampling][: self.batch_size - 1]
             taken = {id(j) for j in batch}
             pending = [p for p in pending if id(p) not in taken]
             # Fill the batch with what arrives within a short window (requests are queued in bursts by
             # the runner); the window is not part of any item's latency, which starts at generation.
             deadline = perf_counter() + BATCH_WINDOW_S
-            while len(batch) < self.spec.batch_size:
+            while len(batch) < self.batch_size:
                 try:
                     nxt = self._queue.get(timeout=max(0.0, deadline - perf_counter()))
                 except queue.Empty:

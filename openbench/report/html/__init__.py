@@ -22,7 +22,7 @@ from openbench.report.html.sweep import SWEEP_PAGE, SweepView, sweep_view
 from openbench.report.html.view import ReportView, build_view
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.summary import SummaryRow
-from openbench.sweep import SweepResult, break_even_text
+from openbench.sweep import SweepResult, verdict
 
 __all__ = ["MAX_POINTS_PER_MODEL", "build_view", "pareto_frontier", "render_html", "render_sweep_page", "render_view", "write_sweep_page"]
 
@@ -85,5 +85,5 @@ def _environment() -> Any:
         keep_trailing_newline=True,
     )
     env.filters.update(usd=fmt_usd, seconds=_seconds)
-    env.globals.update(mark=_mark, verdict=break_even_text)
+    env.globals.update(mark=_mark, verdict=verdict)
     return env

@@ -16,16 +16,14 @@ from openbench.report.html.charts import WIDTH, Chart, Scale, Shape, seconds, va
 from openbench.report.html.view import PALETTE
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.sweep import (
-    SelfHosting,
+    ApiComparison,
     SweepLevel,
     SweepResult,
-    against_apis,
+    compare_with_run,
     is_operating_point,
     level_cells,
     level_columns,
-    level_label,
-    load_axis,
-    point_label,
+    operating_load,
     target_text,
 )
 
@@ -52,14 +50,17 @@ class SweepView:
     columns: tuple[str, ...]
     levels: list[LevelRow]
     point: str | None  # the operating point in one sentence; None when no level met the target
+    point_usd_per_task: float | None
+    point_quality: float | None
     prices: list[tuple[str, str]]
-    hosting: SelfHosting | None
+    against: list[ApiComparison]
+    against_note: str  # where the API models' $ per task come from
     warnings: list[str] = field(default_factory=list)
 
 
 def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: str | None = None) -> SweepView:
-    """What the sweep section shows; ``rows`` (a run's summary rows) add the break-even against its API models."""
-    hosting = against_apis(result, rows or [])
+    """What the sweep section shows. With ``rows`` (a run's summary rows) the operating point is set against the
+    run's API models at their measured $ per task; without, against the suite's API models as the sweep priced them."""
     point = result.operating_point
     levels = []
     for lv in result.levels:
@@ -68,28 +69,33 @@ def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: st
         if operating:
             cells = (*cells[:-1], "operating point")
         levels.append(LevelRow(cells, "operating" if operating else "met" if lv.meets_target else "missed"))
-    sentence = prices = None
+    sentence, prices = None, []
     if point is not None:
-        sentence = (f"{point_label(result)}, {point.requests_per_s:.2f} requests/s, "
+        sentence = (f"{operating_load(result)}, {point.requests_per_s:.2f} requests/s, "
                     f"{point.output_tokens_per_s:.1f} output tokens/s, E2E p95 {_secs(point.e2e_p95_s)}"
                     + (f", TTFT p95 {_secs(point.ttft_p95_s)}" if point.ttft_p95_s is not None else "")
                     + (f", quality {point.quality:.2f}" if point.quality is not None else "") + ".")
-        prices = [("Hardware", f"${point.usd_per_hour:,.2f} per hour" if point.usd_per_hour is not None
-                   else "no price: give --hardware PROFILE@USD_PER_HOUR")]
-    if hosting is not None:
-        prices += [
-            ("Per 1M output tokens", fmt_usd(hosting.usd_per_mtok_output)),
-            ("Per task", fmt_usd(hosting.usd_per_task)),
-            ("One box for a month", f"${hosting.usd_per_month:,.2f} (every hour of it)"),
-            ("What it serves", f"up to {hosting.tasks_per_month:,.0f} tasks a month at the operating point"),
-        ]
+        prices.append(("Hardware", f"${point.usd_per_hour:,.2f} per hour" if point.usd_per_hour is not None
+                       else "no price: give --hardware PROFILE@USD_PER_HOUR"))
+    if point is not None and point.usd_per_task is not None:
+        prices += [("Per 1M output tokens", fmt_usd(point.usd_per_mtok_output)), ("Per task", fmt_usd(point.usd_per_task))]
+        if point.usd_per_month is not None and point.tasks_per_month is not None:
+            prices += [("One box for a month", f"${point.usd_per_month:,.2f} (every hour of it)"),
+                       ("What it serves", f"up to {point.tasks_per_month:,.0f} tasks a month at the operating point")]
+    if rows is not None:
+        against, note = compare_with_run(result, rows), "their cost per task as measured in this run"
+    else:
+        mix = ("" if point is None or point.input_tokens_mean is None or point.output_tokens_mean is None else
+               f" ({point.input_tokens_mean:.0f} input + {point.output_tokens_mean:.0f} output tokens per task)")
+        against, note = result.against, f"their list prices on the operating point's token mix{mix}"
     warnings = list(result.warnings)
     if run_suite is not None and result.suite != run_suite:
         warnings.append(f"the sweep sent the items of {result.suite}, the run those of {run_suite}: "
                         "their $ per task may not compare like with like")
     return SweepView(
-        model=result.model, suite=result.suite, target=target_text(result), axis=load_axis(result), chart=sweep_chart(result),
-        columns=level_columns(result), levels=levels, point=sentence, prices=prices or [], hosting=hosting, warnings=warnings,
+        model=result.model, suite=result.suite, target=target_text(result), axis=result.load_axis, chart=sweep_chart(result),
+        columns=level_columns(result), levels=levels, point=sentence, point_usd_per_task=point.usd_per_task if point else None,
+        point_quality=point.quality if point else None, prices=prices, against=against, against_note=note, warnings=warnings,
     )
 
 
@@ -128,7 +134,7 @@ def sweep_chart(result: SweepResult) -> Chart:
     title = "Throughput against response time"
     if not result.levels:
         return Chart("sweep", title, Markup("The sweep measured no level."))
-    axis, drawn = load_axis(result), series_of(result)
+    axis, drawn = result.load_axis, series_of(result)
     x_title, xs = throughput(result)
     ys = [getattr(lv, s.field) for s in drawn for lv in result.levels] + [s.target for s in drawn]
     high_y = max((v for v in ys if v is not None), default=1.0)
@@ -158,7 +164,7 @@ def sweep_chart(result: SweepResult) -> Chart:
             if value is not None:
                 shapes += _marker(result, lv, s, cx, y(value), xs[i])
                 marks.append((cx, y(value)))
-        shapes.append(_level_label(result, lv, i == 0, cx, cy))
+        shapes.append(_level_label(result, lv, cx, cy))
     operating = next((i for i, lv in enumerate(result.levels) if is_operating_point(result, lv) and lv.e2e_p95_s is not None), None)
     if operating is not None:
         at = (x(xs[operating]), y(result.levels[operating].e2e_p95_s))
@@ -202,7 +208,7 @@ def _marker(result: SweepResult, lv: SweepLevel, s: Series, cx: float, cy: float
     operating = is_operating_point(result, lv) and s.field == "e2e_p95_s"
     state = "operating" if operating else "met" if lv.meets_target else "missed"
     tip = _level_text(result, lv) + (" (the operating point)" if operating else "")
-    data = {"data-series": s.name, "data-level": level_label(result, lv), "data-x": round(xv, 4), "data-state": state}
+    data = {"data-series": s.name, "data-level": result.level_name(lv), "data-x": round(xv, 4), "data-state": state}
     cross = Shape("path", {"d": f"M{cx - 6},{cy - 6}l12,12m0,-12l-12,12", "stroke": MISSED, "class": "cross", **data}, tooltip=tip)
     if lv.e2e_p95_s is None:
         return [cross]
@@ -217,9 +223,9 @@ def _marker(result: SweepResult, lv: SweepLevel, s: Series, cx: float, cy: float
     return [shape, cross] if lv.errors else [shape]
 
 
-def _level_label(result: SweepResult, lv: SweepLevel, first: bool, cx: float, cy: float) -> Shape:
-    """The level's load beside its marker (the first one names the axis), and why it missed the target, in words."""
-    text = (f"{load_axis(result)} " if first else "") + level_label(result, lv)
+def _level_label(result: SweepResult, lv: SweepLevel, cx: float, cy: float) -> Shape:
+    """The level's load beside its marker, and why it missed the target, in words."""
+    text = result.level_name(lv)
     if lv.e2e_p95_s is None:
         text += ": no answer"
     elif lv.errors:
@@ -240,7 +246,7 @@ def _operating_lines(result: SweepResult, drawn: list[Series]) -> list[str]:
         price = "no hardware price: $ unknown"
     else:
         price = f"{fmt_usd(point.usd_per_mtok_output)} per 1M output tokens, {fmt_usd(point.usd_per_task)} per task"
-    return [f"Operating point: {point_label(result)}", timing, price]
+    return [f"Operating point: {operating_load(result)}", timing, price]
 
 
 def _annotation(result: SweepResult, drawn: list[Series], at: tuple[float, float], marks: list[tuple[float, float]],
@@ -266,11 +272,13 @@ def _annotation(result: SweepResult, drawn: list[Series], at: tuple[float, float
 
 
 def _caption(result: SweepResult, drawn: list[Series], axis: str, silent: bool) -> Markup:
-    levels = ", ".join(level_label(result, lv) for lv in result.levels)
+    levels = ", ".join(result.level_name(lv) for lv in result.levels)
     caption = Markup(
-        "Each marker is one level of load ({} {}): further right means more work done per second by one box, "
+        "Each marker is one level of load by {} ({}): further right means more work done per second by one box, "
         "higher means slower answers (the time within which 95% of requests were done)."
     ).format(axis, levels)
+    if axis == "rate":
+        caption += " Under a rate the requests arrive at random (Poisson) at the offered rate; the throughput is what was served."
     if len(drawn) > 1:
         caption += " Circles time the whole answer (E2E), squares the first token (TTFT)."
     targets = [s for s in drawn if s.target is not None]
@@ -291,7 +299,7 @@ def _caption(result: SweepResult, drawn: list[Series], axis: str, silent: bool) 
 
 
 def _level_text(result: SweepResult, lv: SweepLevel) -> str:
-    return (f"{load_axis(result)} {level_label(result, lv)}: {lv.requests_per_s:.2f} requests/s, {lv.output_tokens_per_s:.1f} "
+    return (f"{result.level_name(lv)}: {lv.requests_per_s:.2f} requests/s, {lv.output_tokens_per_s:.1f} "
             f"output tokens/s, E2E p95 {_secs(lv.e2e_p95_s)}, TTFT p95 {_secs(lv.ttft_p95_s)}, {_state(lv)}")
 
 
@@ -299,5 +307,5 @@ def _desc(result: SweepResult) -> str:
     """The chart in words (the SVG's <desc>), for a reader who cannot see it."""
     text = f"Target: {target_text(result)}. " + "; ".join(_level_text(result, lv) for lv in result.levels) + "."
     if result.operating_point is not None:
-        text += f" Operating point: {point_label(result)}."
+        text += f" Operating point: {operating_load(result)}."
     return text
