@@ -7,6 +7,7 @@ $/task against each API model of the run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,10 +94,15 @@ def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: st
         warnings.append(f"the sweep sent the items of {result.suite}, the run those of {run_suite}: "
                         "their $ per task may not compare like with like")
     return SweepView(
-        model=result.model, suite=result.suite, target=target_text(result), axis=result.load_axis, chart=sweep_chart(result),
+        model=result.model, suite=result.suite, axis=result.load_axis, chart=sweep_chart(result),
+        target=target_text(result) if drawn_target(result) else "none given, so any level without failed requests meets it",
         columns=level_columns(result), levels=levels, point=sentence, point_usd_per_task=point.usd_per_task if point else None,
         point_quality=point.quality if point else None, prices=prices, against=against, against_note=note, warnings=warnings,
     )
+
+
+def drawn_target(result: SweepResult) -> bool:
+    return result.slo_p95_s is not None or result.slo_ttft_p95_s is not None
 
 
 def _secs(value: float | None) -> str:
@@ -255,20 +261,35 @@ def _annotation(result: SweepResult, drawn: list[Series], at: tuple[float, float
     lines = _operating_lines(result, drawn)
     w, h = round(max(map(len, lines)) * CHAR_PX + 20, 1), 18 * len(lines) + 12
     corners = [(LEFT + 12, top + 8), (RIGHT - w - 12, BOTTOM - h - 8), (RIGHT - w - 12, top + 8), (LEFT + 12, BOTTOM - h - 8)]
-
-    def crowding(corner: tuple[float, float]) -> int:
-        bx, by = corner
-        covered = sum(bx - 12 <= mx <= bx + w + 12 and by - 12 <= my <= by + h + 12 for mx, my in [*marks, at])
-        return 2 * covered + sum(by - 4 <= ty <= by + h + 4 for ty in target_ys)
-
-    bx, by = min(corners, key=crowding)  # min keeps the first of equals: top left, where a rising curve leaves room
     px, py = at
-    ex, ey = min(max(px, bx), bx + w), min(max(py, by), by + h)  # the box's nearest edge to the point
+
+    def nearest(bx: float, by: float) -> tuple[float, float]:
+        return min(max(px, bx), bx + w), min(max(py, by), by + h)  # the box's edge nearest the point
+
+    def crowding(corner: tuple[float, float]) -> tuple[int, float]:
+        """Markers under the box or along its leader line, and target lines under it; then the leader's length."""
+        bx, by = corner
+        ex, ey = nearest(bx, by)
+        covered = sum(bx - 12 <= mx <= bx + w + 12 and by - 12 <= my <= by + h + 12 for mx, my in [*marks, at])
+        crossed = sum(_near_segment((mx, my), (ex, ey), at, 10) for mx, my in marks if (mx, my) != at)
+        lines = sum(by - 4 <= ty <= by + h + 4 for ty in target_ys)
+        return 2 * (covered + crossed) + lines, math.hypot(px - ex, py - ey)
+
+    bx, by = min(corners, key=crowding)
+    ex, ey = nearest(bx, by)
     shapes = [Shape("rect", {"x": bx, "y": by, "width": w, "height": h, "rx": 6, "class": "annotation"}),
               Shape("line", {"x1": ex, "y1": ey, "x2": px, "y2": py, "class": "leader"})]
     for k, line in enumerate(lines):
         shapes.append(Shape("text", {"x": bx + 10, "y": by + 22 + 18 * k, "class": "label" if k == 0 else "note"}, line))
     return shapes
+
+
+def _near_segment(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float], within: float) -> bool:
+    """Whether point ``p`` lies within ``within`` pixels of the segment from ``a`` to ``b``."""
+    (x, y), (ax, ay), (bx, by) = p, a, b
+    length2 = (bx - ax) ** 2 + (by - ay) ** 2
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / length2))
+    return math.hypot(x - (ax + t * (bx - ax)), y - (ay + t * (by - ay))) <= within
 
 
 def _caption(result: SweepResult, drawn: list[Series], axis: str, silent: bool) -> Markup:
