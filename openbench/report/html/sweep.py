@@ -18,6 +18,7 @@ from openbench.report.html.view import PALETTE
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.sweep import (
     ApiComparison,
+    OperatingPoint,
     SweepLevel,
     SweepResult,
     compare_with_run,
@@ -51,8 +52,7 @@ class SweepView:
     columns: tuple[str, ...]
     levels: list[LevelRow]
     point: str | None  # the operating point in one sentence; None when no level met the target
-    point_usd_per_task: float | None
-    point_quality: float | None
+    operating_point: OperatingPoint | None
     prices: list[tuple[str, str]]
     against: list[ApiComparison]
     against_note: str  # where the API models' $ per task come from
@@ -96,8 +96,7 @@ def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: st
     return SweepView(
         model=result.model, suite=result.suite, axis=result.load_axis, chart=sweep_chart(result),
         target=target_text(result) if drawn_target(result) else "none given, so any level without failed requests meets it",
-        columns=level_columns(result), levels=levels, point=sentence, point_usd_per_task=point.usd_per_task if point else None,
-        point_quality=point.quality if point else None, prices=prices, against=against, against_note=note, warnings=warnings,
+        columns=level_columns(result), levels=levels, point=sentence, operating_point=point, prices=prices, against=against, against_note=note, warnings=warnings,
     )
 
 
