@@ -1,7 +1,8 @@
 """The one-page HTML report: one self-contained file, readable offline by someone who never saw the tool.
 
 ``view`` says what the report shows, ``narrative`` puts it in words, ``charts`` draws it as static SVG
-and ``answers`` picks the items worth reading. The page itself is ``templates/report.html.j2``, rendered
+and ``answers`` picks the items worth reading; ``sweep`` draws a load sweep, on its own page (sweep.html)
+or as a section of a run's report. The page itself is ``templates/report.html.j2``, rendered
 by Jinja2 with autoescape on: nothing from a suite, a manifest or a model's output reaches the page
 unescaped. The provenance section shows named manifest fields only, never the environment at large.
 """
@@ -42,6 +43,7 @@ def render_sweep_page(result: SweepResult) -> str:
 
 
 def write_sweep_page(result: SweepResult, folder: Path) -> Path:
+    """sweep.html beside the sweep's sweep.json."""
     path = folder / SWEEP_PAGE
     path.write_text(render_sweep_page(result), encoding="utf-8")
     return path
