@@ -582,9 +582,11 @@ def sweep(
     import asyncio
 
     from openbench.progress import PlainReporter
+    from openbench.report.html import write_sweep_page
     from openbench.store import new_run_id
     from openbench.suite import load_suite
-    from openbench.sweep import Sweep, parse_levels, parse_rates, render_sweep
+    from openbench.session import EXIT_INTERRUPTED, sigterm_as_interrupt
+    from openbench.sweep import SWEEP_FILE, Sweep, SweepResult, parse_levels, parse_rates, render_sweep
 
     try:
         if rate is not None and concurrency is not None:
@@ -600,13 +602,18 @@ def sweep(
                            seed=seed)
         except (KeyError, ValueError) as exc:
             raise OpenbenchError(f"--hardware {hardware}: {exc.args[0] if exc.args else exc}") from None
-        folder.mkdir(parents=True, exist_ok=False)
+        sigterm_as_interrupt()
         result = asyncio.run(runner.run(levels, rates, quality))
     except OpenbenchError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt:
+        if (folder / SWEEP_FILE).exists():
+            partial = SweepResult.read(folder)
+            render_sweep(partial)
+            write_sweep_page(partial, folder)
+            typer.echo(f"\ninterrupted: the levels measured so far are in {folder}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     render_sweep(result)
-    from openbench.report.html import write_sweep_page
-
     write_sweep_page(result, folder)
     typer.echo(f"\nsweep: {folder}", err=True)
 

@@ -98,7 +98,7 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     load_axis: LoadAxis = "concurrency"
     against: list[ApiComparison] = field(default_factory=list)
-    against_run: str | None = None
+    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM) before its last level: these are the levels measured
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -239,35 +239,45 @@ class Sweep:
         axis = client.provider.load_axis
         if rates is not None and axis != "concurrency":
             raise OpenbenchError(f"model '{self.spec.id}' is swept by {axis}, not by arrival rate: use --concurrency")
-        if not client.check() or not await client.start():
+        if not client.check():
+            raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
+        self.folder.mkdir(parents=True, exist_ok=False)  # only once the model can run; an engine's log goes here
+        if not await client.start():
             raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
         result = SweepResult(self.spec.id, str(self.suite.path), self.slo_p95_s, self.slo_ttft_p95_s, self.usd_per_hour,
                              load_axis="rate" if rates is not None else axis)
         steps: Any = rates if rates is not None else (levels or _doubling())
         try:
-            for step in steps:
-                level = await (self._open_level(client, step) if rates is not None else self._level(client, int(step)))
-                result.levels.append(level)
-                self.notes.note(
-                    f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
-                    f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
-                )
-                if level.client_cpu_share > CPU_SATURATED:
-                    result.warnings.append(
-                        f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
-                        "the figures there may be openbench's own limit, not the engine's"
-                    )
-                if rates is None and levels is None and (not level.meets_target or step >= DEFAULT_MAX_CONCURRENCY):
-                    break
+            await self._levels(client, result, steps, stop_when_broken=rates is None and levels is None)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            result.interrupted = True  # the levels measured so far are kept
+            raise
         finally:
             await client.close()
             engine = client.entry.engine
             if engine is not None:
                 (self.folder / "engine.json").write_text(engine.model_dump_json(indent=2) + "\n")
-        result.operating_point = operating_point(result.levels, self.usd_per_hour)
-        result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
-        (self.folder / SWEEP_FILE).write_text(result.to_json())
+            result.operating_point = operating_point(result.levels, self.usd_per_hour)
+            result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
+            (self.folder / SWEEP_FILE).write_text(result.to_json())
         return result
+
+    async def _levels(self, client: Any, result: SweepResult, steps: Any, stop_when_broken: bool) -> None:
+        rates = result.load_axis == "rate"
+        for step in steps:
+            level = await (self._open_level(client, step) if rates else self._level(client, int(step)))
+            result.levels.append(level)
+            self.notes.note(
+                f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
+                f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
+            )
+            if level.client_cpu_share > CPU_SATURATED:
+                result.warnings.append(
+                    f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
+                    "the figures there may be openbench's own limit, not the engine's"
+                )
+            if stop_when_broken and (not level.meets_target or step >= DEFAULT_MAX_CONCURRENCY):
+                break
 
     async def _level(self, client: Any, concurrency: int) -> SweepLevel:
         """A closed loop: ``concurrency`` workers, each sending its next request when its answer is in."""

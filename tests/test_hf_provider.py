@@ -324,3 +324,7 @@ def test_sweep_of_a_local_model_runs_each_level_as_its_batch_size(tiny_model_dir
         assert lv.errors == 0 and lv.requests == 8 and lv.quality == 1.0 and lv.output_tokens_mean > 0
     assert sweep.operating_point is not None and sweep.operating_point.usd_per_task is not None
     assert "batch size" in result.output and "batch 4" in result.output
+    # Arrival rates need a server's queue: a local model's clock starts with its batch.
+    refused = invoke("sweep", suite, "-m", "tiny", "--rate", "2", "--out", tmp_path / "out2")
+    assert refused.exit_code == 2 and "swept by batch size" in refused.output and not (tmp_path / "out2").exists()
+

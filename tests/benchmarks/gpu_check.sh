@@ -7,7 +7,8 @@
 # 2. the hf provider's throughput at batch 1, 8 and 32, and static against continuous batching;
 # 3. where vllm is installed: the same SmolLM2 weights launched on vLLM (`launch: {engine: vllm}`),
 #    next to the hf provider on the same items, compared with `openbench compare`;
-# 4. where vllm and `openbench sweep` exist: a load sweep of the launched vLLM.
+# 4. where vllm and `openbench sweep` exist: load sweeps of the launched vLLM (by concurrency and by Poisson rate)
+#    and of the hf provider by batch size, priced as an H100 (the built-in profile).
 # Each step prints its figures and goes on when one fails; the summary at the end says which passed.
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
@@ -64,7 +65,9 @@ EOF
     [ -n "$RUN" ] && grep -A8 '"engine": {' "$RUN/manifest.json" | head -20
     # 4. A load sweep of the launched engine, where this openbench has the sweep command.
     if $PY -m openbench sweep --help >/dev/null 2>&1; then
-      step "vllm sweep" $PY -m openbench sweep suites/.gpu-engines.yaml --model smollm2-vllm --concurrency 1,2,4,8,16,32,64 --slo-p95 2 --out "$OUT"
+      step "vllm sweep" $PY -m openbench sweep suites/.gpu-engines.yaml --model smollm2-vllm --concurrency 1,2,4,8,16,32,64 --slo-p95 2 --hardware h100 --out "$OUT"
+      step "vllm rate sweep" $PY -m openbench sweep suites/.gpu-engines.yaml --model smollm2-vllm --rate 4,16,64,256 --requests-per-level 256 --slo-p95 2 --hardware h100 --out "$OUT"
+      step "hf batch sweep" $PY -m openbench sweep suites/.gpu-engines.yaml --model smollm2-hf --concurrency 1,4,16,32 --slo-p95 2 --hardware h100 --out "$OUT"
     else
       RESULTS+=("skip  vllm sweep (this openbench has no sweep command)")
     fi

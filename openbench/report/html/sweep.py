@@ -90,6 +90,8 @@ def sweep_view(result: SweepResult, rows: list[Any] | None = None, run_suite: st
                f" ({point.input_tokens_mean:.0f} input + {point.output_tokens_mean:.0f} output tokens per task)")
         against, note = result.against, f"their list prices on the operating point's token mix{mix}"
     warnings = list(result.warnings)
+    if result.interrupted:
+        warnings.insert(0, "the sweep was stopped before its last level: these are the levels it measured")
     if run_suite is not None and result.suite != run_suite:
         warnings.append(f"the sweep sent the items of {result.suite}, the run those of {run_suite}: "
                         "their $ per task may not compare like with like")
