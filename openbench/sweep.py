@@ -271,7 +271,7 @@ class Sweep:
                 f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
                 f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
             )
-            if level.client_cpu_share > CPU_SATURATED:
+            if level.client_cpu_share > CPU_SATURATED and not client.provider.in_process:
                 result.warnings.append(
                     f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
                     "the figures there may be openbench's own limit, not the engine's"
