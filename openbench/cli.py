@@ -582,6 +582,7 @@ def sweep(
     import asyncio
 
     from openbench.progress import PlainReporter
+    from openbench.report.html import write_sweep_page
     from openbench.store import new_run_id
     from openbench.suite import load_suite
     from openbench.session import EXIT_INTERRUPTED, sigterm_as_interrupt
@@ -607,10 +608,13 @@ def sweep(
         raise fail(exc) from None
     except KeyboardInterrupt:
         if (folder / SWEEP_FILE).exists():
-            render_sweep(SweepResult.read(folder))
+            partial = SweepResult.read(folder)
+            render_sweep(partial)
+            write_sweep_page(partial, folder)
             typer.echo(f"\ninterrupted: the levels measured so far are in {folder}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     render_sweep(result)
+    write_sweep_page(result, folder)
     typer.echo(f"\nsweep: {folder}", err=True)
 
 
@@ -637,16 +641,24 @@ def report(
     fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write, or - for standard output (html, md, json). csv: x.csv (items go to x.items.csv) or a folder (summary.csv, items.csv). Default: the run folder."),
     volume: Optional[str] = VolumeOpt,
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep", help="A sweep folder (html, md): add its chart and the self-hosted $/task at its operating point against the run's API models."),
 ) -> None:
     """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
     import json
 
     from openbench.registry import did_you_mean
     from openbench.summary import summarise
+    from openbench.sweep import SweepResult
 
     formats = ("csv", "html", "md", "json")
     if fmt not in formats:
         raise fail(OpenbenchError(f"unknown format '{fmt}'{did_you_mean(fmt, formats)}; choose one of {', '.join(formats)}"))
+    if sweep_dir is not None and fmt not in ("html", "md"):
+        raise fail(OpenbenchError(f"--sweep adds a section to the html and md reports, not to {fmt}"))
+    try:
+        swept = SweepResult.read(sweep_dir) if sweep_dir is not None else None
+    except OpenbenchError as exc:
+        raise fail(exc) from None
     store, manifest, per_month = _open_run(run_dir, volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     gate_path = store.path / "gate.json"
@@ -666,7 +678,7 @@ def report(
     if fmt == "html":
         from openbench.report.html import render_html
 
-        text = render_html(rows, store.iter_records(), manifest, gate_doc)
+        text = render_html(rows, store.iter_records(), manifest, gate_doc, swept)
     elif fmt == "md":
         from openbench.report.markdown import notes_markdown, summary_table
         from openbench.report.notes import model_notes
@@ -679,6 +691,10 @@ def report(
         text += notes_markdown(model_notes(manifest, rows)) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"
+        if swept is not None:
+            from openbench.report.markdown import sweep_markdown
+
+            text += "\n" + sweep_markdown(swept, rows)
     else:
         from openbench.report.json import summary_json
 

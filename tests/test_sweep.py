@@ -215,3 +215,4 @@ def test_an_interrupted_sweep_keeps_the_levels_it_measured(tmp_path: Path) -> No
     sweep = SweepResult.read(folder)
     assert sweep.interrupted and [lv.concurrency for lv in sweep.levels] == [1] and sweep.levels[0].requests == 100
     assert "interrupted: the levels measured so far" in err and "c=1" in err
+    assert "stopped before its last level" in (folder / "sweep.html").read_text(encoding="utf-8")
