@@ -566,9 +566,9 @@ def sweep(
     model: str = typer.Option(..., "--model", "-m", help="The self-hosted model to load (openai-compatible, with or without launch:, or hf)."),
     concurrency: Optional[str] = typer.Option(None, "--concurrency", "-c", help="Levels, e.g. 1,2,4,8,16: requests in flight (a server) or the batch size (hf). Default: doubling until the target breaks, at most 64."),
     rate: Optional[str] = typer.Option(None, "--rate", help="Levels as arrival rates in requests/s, e.g. 0.5,1,2,4: an open loop with Poisson arrivals (servers only)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the Poisson arrivals under --rate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the items' order and of the Poisson arrivals under --rate."),
     requests_per_level: int = typer.Option(64, "--requests-per-level", "-n", min=1, help="Measured requests per level (the suite's items, cycled)."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Requests sent before each level's clock starts (default: the level's concurrency)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="Requests sent before each level's clock starts (default: the level's concurrency; under --rate, one second's arrivals)."),
     slo_p95: Optional[float] = typer.Option(None, "--slo-p95", min=0, help="Latency target: E2E p95 in seconds."),
     slo_ttft_p95: Optional[float] = typer.Option(None, "--slo-ttft-p95", min=0, help="Latency target: TTFT p95 in seconds."),
     hardware: Optional[str] = typer.Option(None, "--hardware", help="Price the operating point on PROFILE[@USD_PER_HOUR] (default: the model's hardware:)."),
@@ -586,9 +586,11 @@ def sweep(
     import asyncio
 
     from openbench.progress import PlainReporter
+    from openbench.report.html import write_sweep_page
     from openbench.store import new_run_id
     from openbench.suite import load_suite
-    from openbench.sweep import Sweep, parse_levels, parse_rates, render_sweep
+    from openbench.session import EXIT_INTERRUPTED, sigterm_as_interrupt
+    from openbench.sweep import SWEEP_FILE, Sweep, SweepResult, parse_levels, parse_rates, render_sweep
 
     try:
         if rate is not None and concurrency is not None:
@@ -604,10 +606,19 @@ def sweep(
                            seed=seed)
         except (KeyError, ValueError) as exc:
             raise OpenbenchError(f"--hardware {hardware}: {exc.args[0] if exc.args else exc}") from None
+        sigterm_as_interrupt()
         result = asyncio.run(runner.run(levels, rates, quality))
     except OpenbenchError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt:
+        if (folder / SWEEP_FILE).exists():
+            partial = SweepResult.read(folder)
+            render_sweep(partial)
+            write_sweep_page(partial, folder)
+            typer.echo(f"\ninterrupted: the levels measured so far are in {folder}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     render_sweep(result)
+    write_sweep_page(result, folder)
     typer.echo(f"\nsweep: {folder}", err=True)
 
 
@@ -634,16 +645,24 @@ def report(
     fmt: str = typer.Option("html", "--format", "-f", help="csv (summary.csv + items.csv), html, md or json."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write, or - for standard output (html, md, json). csv: x.csv (items go to x.items.csv) or a folder (summary.csv, items.csv). Default: the run folder."),
     volume: Optional[str] = VolumeOpt,
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep", help="A sweep folder (html, md): add its chart and the self-hosted $/task at its operating point against the run's API models."),
 ) -> None:
     """Export a run for people and programs: CSV for spreadsheets, one self-contained HTML page, Markdown, JSON."""
     import json
 
     from openbench.registry import did_you_mean
     from openbench.summary import summarise
+    from openbench.sweep import SweepResult
 
     formats = ("csv", "html", "md", "json")
     if fmt not in formats:
         raise fail(OpenbenchError(f"unknown format '{fmt}'{did_you_mean(fmt, formats)}; choose one of {', '.join(formats)}"))
+    if sweep_dir is not None and fmt not in ("html", "md"):
+        raise fail(OpenbenchError(f"--sweep adds a section to the html and md reports, not to {fmt}"))
+    try:
+        swept = SweepResult.read(sweep_dir) if sweep_dir is not None else None
+    except OpenbenchError as exc:
+        raise fail(exc) from None
     store, manifest, per_month = _open_run(run_dir, volume)
     rows = summarise(store.iter_records(), manifest, per_month)
     gate_path = store.path / "gate.json"
@@ -663,7 +682,7 @@ def report(
     if fmt == "html":
         from openbench.report.html import render_html
 
-        text = render_html(rows, store.iter_records(), manifest, gate_doc)
+        text = render_html(rows, store.iter_records(), manifest, gate_doc, swept)
     elif fmt == "md":
         from openbench.report.markdown import notes_markdown, summary_table
         from openbench.report.notes import model_notes
@@ -676,6 +695,10 @@ def report(
         text += notes_markdown(model_notes(manifest, rows)) + "\n"
         if gate_doc:
             text += f"\n**Gate:** {gate_doc['verdict']}\n"
+        if swept is not None:
+            from openbench.report.markdown import sweep_markdown
+
+            text += "\n" + sweep_markdown(swept, rows)
     else:
         from openbench.report.json import summary_json
 

@@ -144,7 +144,7 @@ def _execute(settings: RunSettings) -> int:
     for warning in manifest.warnings:
         reporter.note(f"warning: {warning}")
     code = 0
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     try:
         with reporter:
             asyncio.run(runner.run() if gate_run is None else gate_run.run(runner))
@@ -270,7 +270,7 @@ def _count_from_rows(manifest: RunManifest, rows: list[Any]) -> None:
                 entry.status, entry.reason = row.status, f"{row.errors} of {row.items} items errored"
 
 
-def _sigterm_as_interrupt() -> None:
+def sigterm_as_interrupt() -> None:
     """SIGTERM (e.g. a CI job being cancelled) ends the run like Ctrl-C: saved, resumable."""
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))

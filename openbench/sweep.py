@@ -98,7 +98,7 @@ class SweepResult:
     warnings: list[str] = field(default_factory=list)
     load_axis: LoadAxis = "concurrency"
     against: list[ApiComparison] = field(default_factory=list)
-    against_run: str | None = None
+    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM) before its last level: these are the levels measured
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -248,38 +248,44 @@ class Sweep:
                              load_axis="rate" if rates is not None else axis)
         steps: Any = rates if rates is not None else (levels or _doubling())
         try:
-            for step in steps:
-                level = await (self._open_level(client, step) if rates is not None else self._level(client, int(step)))
-                result.levels.append(level)
-                self.notes.note(
-                    f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
-                    f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
-                )
-                if level.client_cpu_share > CPU_SATURATED:
-                    result.warnings.append(
-                        f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
-                        "the figures there may be openbench's own limit, not the engine's"
-                    )
-                if rates is None and levels is None and (not level.meets_target or step >= DEFAULT_MAX_CONCURRENCY):
-                    break
+            await self._levels(client, result, steps, stop_when_broken=rates is None and levels is None)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            result.interrupted = True  # the levels measured so far are kept
+            raise
         finally:
             await client.close()
             engine = client.entry.engine
             if engine is not None:
                 (self.folder / "engine.json").write_text(engine.model_dump_json(indent=2) + "\n")
-        result.operating_point = operating_point(result.levels, self.usd_per_hour)
-        result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
-        (self.folder / SWEEP_FILE).write_text(result.to_json())
+            result.operating_point = operating_point(result.levels, self.usd_per_hour)
+            result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
+            (self.folder / SWEEP_FILE).write_text(result.to_json())
         return result
+
+    async def _levels(self, client: Any, result: SweepResult, steps: Any, stop_when_broken: bool) -> None:
+        rates = result.load_axis == "rate"
+        for step in steps:
+            level = await (self._open_level(client, step) if rates else self._level(client, int(step)))
+            result.levels.append(level)
+            self.notes.note(
+                f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
+                f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
+            )
+            if level.client_cpu_share > CPU_SATURATED and not client.provider.in_process:
+                result.warnings.append(
+                    f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
+                    "the figures there may be openbench's own limit, not the engine's"
+                )
+            if stop_when_broken and (not level.meets_target or step >= DEFAULT_MAX_CONCURRENCY):
+                break
 
     async def _level(self, client: Any, concurrency: int) -> SweepLevel:
         """A closed loop: ``concurrency`` workers, each sending its next request when its answer is in."""
         await client.set_load(concurrency)
-        source = itertools.cycle(self.items)
         warmup = concurrency if self.warmup is None else self.warmup
-        await self._closed(client, source, concurrency, warmup)  # excluded from the figures
+        await self._closed(client, self._warmup_items(), concurrency, warmup)  # excluded from the figures
         cpu0, t0 = time.process_time(), time.perf_counter()
-        answers = await self._closed(client, source, concurrency, self.requests_per_level)
+        answers = await self._closed(client, itertools.cycle(self.items), concurrency, self.requests_per_level)
         wall = time.perf_counter() - t0
         return self._figures(f"c{concurrency}", answers, wall, time.process_time() - cpu0, concurrency=concurrency,
                              peak=concurrency)
@@ -291,7 +297,7 @@ class Sweep:
         too), so that an engine that cannot keep up shows its own rate, not the arrivals'."""
         await client.set_load(None)
         warmup = max(1, round(rate)) if self.warmup is None else self.warmup
-        source = itertools.cycle(self.items)
+        warming, measuring = self._warmup_items(), itertools.cycle(self.items)
         request_for = self._request_for()
         in_flight = peak = 0
         measured: list[tuple[Any, Any]] = []
@@ -319,7 +325,8 @@ class Sweep:
                 await asyncio.sleep(delay)
             if n == warmup:
                 t_first, cpu0 = time.perf_counter(), time.process_time()
-            pending.append(asyncio.ensure_future(one(next(source), n >= warmup)))
+            keep = n >= warmup
+            pending.append(asyncio.ensure_future(one(next(measuring if keep else warming), keep)))
             due += self.rng.expovariate(rate)
         t_arrived = time.perf_counter()
         await asyncio.gather(*pending)
@@ -387,6 +394,11 @@ class Sweep:
             input_tokens_mean=sum(inputs) / len(inputs) if inputs else None, output_tokens_mean=tokens / done if done else None,
         )
 
+    def _warmup_items(self) -> Any:
+        """Warm-up requests come from the end of the (shuffled) items, and every level measures from the start: each
+        level measures the same items, which no warm-up has just sent (an engine's prefix cache would flatter them)."""
+        return itertools.cycle(reversed(self.items))
+
     def _request_for(self) -> Any:
         from openbench.runner import request_for
 
@@ -418,46 +430,69 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def target_text(result: SweepResult) -> str:
+    """The latency target in words: "e2e p95 <= 2 s, ttft p95 <= 0.5 s", or "no errors" when none was given."""
+    target = []
+    if result.slo_p95_s is not None:
+        target.append(f"e2e p95 <= {result.slo_p95_s:g} s")
+    if result.slo_ttft_p95_s is not None:
+        target.append(f"ttft p95 <= {result.slo_ttft_p95_s:g} s")
+    return ", ".join(target) or "no errors"
+
+
+def is_operating_point(result: SweepResult, level: SweepLevel) -> bool:
+    point = result.operating_point
+    return point is not None and (level.concurrency, level.rate_per_s) == (point.concurrency, point.rate_per_s)
+
+
+def operating_load(result: SweepResult) -> str:
+    """Where the operating point is, in words: "concurrency 4", "batch size 8" or "2 req/s offered"; empty without one."""
+    point = result.operating_point
+    if point is None:
+        return ""
+    return f"{point.rate_per_s:g} req/s offered" if point.rate_per_s is not None else f"{result.load_axis} {point.concurrency}"
+
+
+def level_columns(result: SweepResult) -> tuple[str, ...]:
+    load = ("offered req/s", "peak in flight") if result.load_axis == "rate" else (result.load_axis,)
+    return (*load, "req/s", "out tok/s", "ttft p50", "ttft p95", "e2e p50", "e2e p95", "e2e p99", "errors", "quality", "meets")
+
+
+def level_cells(result: SweepResult, lv: SweepLevel) -> tuple[str, ...]:
+    """One level as the sweep tables show it (terminal, HTML, Markdown), under ``level_columns``."""
+    mark = "<- operating point" if is_operating_point(result, lv) else ("yes" if lv.meets_target else "no")
+    load = (f"{lv.rate_per_s:g}", str(lv.peak_in_flight)) if result.load_axis == "rate" else (str(lv.concurrency),)
+    return (*load, f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", _fmt(lv.ttft_p50_s, 3),
+            _fmt(lv.ttft_p95_s, 3), _fmt(lv.e2e_p50_s), _fmt(lv.e2e_p95_s), _fmt(lv.e2e_p99_s), str(lv.errors),
+            _fmt(lv.quality), mark)
+
+
 def render_sweep(result: SweepResult) -> None:
     from rich.table import Table
 
     from openbench.report.table import console_for, fmt_usd, table_box
 
     console = console_for()
-    target = []
-    if result.slo_p95_s is not None:
-        target.append(f"e2e p95 <= {result.slo_p95_s:g} s")
-    if result.slo_ttft_p95_s is not None:
-        target.append(f"ttft p95 <= {result.slo_ttft_p95_s:g} s")
-    table = Table(title=f"sweep of {result.model} by {result.load_axis} (target: {', '.join(target) or 'no errors'})",
-                  box=table_box())
-    columns = ["offered req/s", "peak in flight"] if result.load_axis == "rate" else [result.load_axis]
-    for name in (*columns, "req/s", "out tok/s", "ttft p50", "ttft p95", "e2e p50", "e2e p95", "e2e p99", "errors", "quality", "meets"):
+    table = Table(title=f"sweep of {result.model} by {result.load_axis} (target: {target_text(result)})", box=table_box())
+    for name in level_columns(result):
         table.add_column(name, justify="right")
-    point = result.operating_point
     for lv in result.levels:
-        at_point = point is not None and (lv.concurrency, lv.rate_per_s) == (point.concurrency, point.rate_per_s)
-        mark = "<- operating point" if at_point else ("yes" if lv.meets_target else "no")
-        load = [f"{lv.rate_per_s:g}", str(lv.peak_in_flight)] if result.load_axis == "rate" else [str(lv.concurrency)]
-        table.add_row(*load, f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", _fmt(lv.ttft_p50_s, 3),
-                      _fmt(lv.ttft_p95_s, 3), _fmt(lv.e2e_p50_s), _fmt(lv.e2e_p95_s), _fmt(lv.e2e_p99_s), str(lv.errors),
-                      _fmt(lv.quality), mark)
+        table.add_row(*level_cells(result, lv))
     console.print(table)
+    point = result.operating_point
     if point is None:
         console.print("  no level met the target: no operating point", markup=False)
     else:
-        where = f"{point.rate_per_s:g} req/s offered" if point.rate_per_s is not None else f"{result.load_axis} {point.concurrency}"
         price = (f"{fmt_usd(point.usd_per_mtok_output)} per 1M output tokens, {fmt_usd(point.usd_per_task)} per task "
                  f"at ${point.usd_per_hour:g}/h" if point.usd_per_hour is not None else "no hardware price: give --hardware PROFILE@USD_PER_HOUR")
-        console.print(f"  operating point: {where}, {point.requests_per_s:.2f} req/s, "
+        console.print(f"  operating point: {operating_load(result)}, {point.requests_per_s:.2f} req/s, "
                       f"{point.output_tokens_per_s:.1f} output tok/s, e2e p95 {_fmt(point.e2e_p95_s)} s: {price}", markup=False)
         if result.against:
             mix = f"{point.input_tokens_mean:.0f} input + {point.output_tokens_mean:.0f} output tokens per task"
             console.print(f"  against the suite's API models on the same token mix ({mix}):", markup=False)
         for row in result.against:
             quality = f", quality {_fmt(row.quality)} against {_fmt(point.quality)} here" if row.quality is not None else ""
-            verdict = _verdict(row.break_even_tasks_per_month, row.usd_per_task, point.tasks_per_month)
-            console.print(f"    {row.model}: {fmt_usd(row.usd_per_task)}/task{quality}; {verdict}", markup=False)
+            console.print(f"    {row.model}: {fmt_usd(row.usd_per_task)}/task{quality}; {verdict(row, point)}", markup=False)
     for warning in result.warnings:
         console.print(f"  warning: {warning}", markup=False)
 
@@ -471,28 +506,45 @@ def _verdict(volume: float | None, api_usd_per_task: float | None, capacity: flo
     return f"self-hosting is cheaper above {volume:,.0f} tasks/month{boxes}"
 
 
+def _tasks(count: float | None) -> str:
+    return "-" if count is None else f"{count:,.0f}"
+
+
+def verdict(row: ApiComparison, point: OperatingPoint | None) -> str:
+    """An API model against the operating point, in words: from what monthly volume self-hosting is cheaper."""
+    return _verdict(row.break_even_tasks_per_month, row.usd_per_task, point.tasks_per_month if point else None)
+
+
+def compare_with_run(result: SweepResult, rows: list[Any]) -> list[ApiComparison]:
+    """Every API-priced model of a run (its summary ``rows``) against the operating point: its measured $ per task,
+    its quality and the break-even volume. Empty without a priced operating point."""
+    from openbench.summary import ALL_TASKS
+
+    point = result.operating_point
+    if point is None or point.usd_per_task is None:
+        return []
+    return [
+        ApiComparison(model=row.model, usd_per_task=row.cost_per_task_usd, price_source="measured in the run",
+                      quality=row.quality_mean, break_even_tasks_per_month=break_even(point, row.cost_per_task_usd))
+        for row in rows
+        if row.task == ALL_TASKS and row.cost_basis == "api" and row.cost_per_task_usd
+    ]
+
+
 def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
     """``openbench cost RUN --sweep DIR``: the operating point's $ per task against every API model of the run."""
-    from openbench.pricing.hardware import HOURS_PER_MONTH
     from openbench.report.table import console_for, fmt_usd
-    from openbench.summary import ALL_TASKS
 
     console = console_for()
     point = result.operating_point
     if point is None or point.usd_per_task is None:
         console.print(f"  sweep of {result.model}: no operating point with a price (see its sweep.json)", markup=False)
         return
-    box_month = point.usd_per_hour * HOURS_PER_MONTH
-    capacity = point.requests_per_s * 3600 * HOURS_PER_MONTH
     console.print(
-        f"\nAt the sweep's operating point, {result.model} (concurrency {point.concurrency}, {point.requests_per_s:.2f} req/s, "
+        f"\nAt the sweep's operating point, {result.model} ({operating_load(result)}, {point.requests_per_s:.2f} req/s, "
         f"e2e p95 {_fmt(point.e2e_p95_s)} s): {fmt_usd(point.usd_per_task)} per task, {fmt_usd(point.usd_per_mtok_output)} "
-        f"per 1M output tokens; one box costs {fmt_usd(box_month)}/month and serves up to {capacity:,.0f} tasks/month.",
+        f"per 1M output tokens; one box costs {fmt_usd(point.usd_per_month)}/month and serves up to {_tasks(point.tasks_per_month)} tasks/month.",
         markup=False,
     )
-    for row in rows:
-        if row.task != ALL_TASKS or row.cost_basis != "api" or not row.cost_per_task_usd:
-            continue
-        even = box_month / row.cost_per_task_usd
-        verdict = f"self-hosting is cheaper above {even:,.0f} tasks/month" if even <= capacity else "one box never pays for itself at this price"
-        console.print(f"  vs {row.model} at {fmt_usd(row.cost_per_task_usd)}/task: {verdict}", markup=False)
+    for row in compare_with_run(result, rows):
+        console.print(f"  vs {row.model} at {fmt_usd(row.usd_per_task)}/task: {verdict(row, point)}", markup=False)

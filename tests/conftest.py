@@ -123,3 +123,14 @@ def isolation_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
         pytest.skip("bwrap is missing or does not work here (apt-get install bubblewrap)")
     monkeypatch.setenv("OPENBENCH_SANDBOX", request.param)
     return request.param
+
+
+@pytest.fixture
+def chromium() -> str:
+    """A headless Chromium for the browser checks of the HTML pages; they skip without one."""
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("needs a headless Chromium: apt-get install -y chromium (Debian)")
+    return path

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -393,14 +392,6 @@ def test_interrupted_run_says_so_and_no_internal_labels(run_dir: Path) -> None:
     assert "Option:" not in page and "HARDWARE_NOTE" not in page
     assert "<th>Response cache</th><td>on</td>" in page and "<th>Items per task at most</th><td>20</td>" in page
     assert 'id="run-status"' not in render(run_dir)  # a completed run needs no banner
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("needs a headless Chromium: apt-get install -y chromium (Debian)")
-    return path
 
 
 def _chromium_run(chromium: str, page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -186,3 +186,33 @@ def test_sweep_prices_the_suites_api_models_on_the_same_token_mix(tmp_path: Path
         assert rows[model_id].break_even_tasks_per_month == break_even(point, expected)
     assert rows["mini"].quality == 1.0 and rows["haiku"].quality is None  # only mini ran
     assert "mini:" in swept.output and "haiku:" in swept.output and "same token mix" in swept.output
+
+
+def test_an_interrupted_sweep_keeps_the_levels_it_measured(tmp_path: Path) -> None:
+    """SIGTERM (a cancelled CI job) during the second level: exit 130, and sweep.json holds the first level."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with FakeServer(ttft_s=0.02, per_token_s=0.002, tokens=TOKENS) as srv:
+        suite = _suite(srv, tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "openbench", "sweep", str(suite), "-m", "engine", "-c", "1,2", "-n", "100",
+             "--out", str(tmp_path / "out")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OPENBENCH_CACHE_DIR": str(tmp_path / "cache")},
+        )
+        # The first level (a warm-up request and 100 measured) takes about 101 * 0.03 s; interrupt in the second.
+        deadline = time.monotonic() + 120
+        while sum(r.path.endswith("/chat/completions") for r in srv.log) < 110 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (folder,) = (tmp_path / "out").iterdir()
+    sweep = SweepResult.read(folder)
+    assert sweep.interrupted and [lv.concurrency for lv in sweep.levels] == [1] and sweep.levels[0].requests == 100
+    assert "interrupted: the levels measured so far" in err and "c=1" in err
+    assert "stopped before its last level" in (folder / "sweep.html").read_text(encoding="utf-8")

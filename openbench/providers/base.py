@@ -90,6 +90,8 @@ class Provider:
     options: frozenset[str] = frozenset()
     #: What a load sweep's levels set: requests in flight (a server's queue), or the size of a local batch.
     load_axis = "concurrency"
+    #: Whether the model computes inside openbench's own process (then openbench's CPU is the model's, not overhead).
+    in_process = False
 
     def __init__(self, spec: ModelSpec, suite_dir: Path):
         self.spec = spec

@@ -129,6 +129,7 @@ class HFProvider(Provider):
     runner_timeout = False
     options = frozenset({"gguf_file", "dtype", "device", "batch_size", "batching", "chat_template", "constrained_decoding"})
     load_axis = "batch size"
+    in_process = True
     #: Rendered prompts kept for the run folder (prompts/<model>.txt).
     SAMPLES = 5
 

@@ -58,3 +58,29 @@ def gate_markdown(decision: Any, comparison: Any, max_flips: int = 10) -> str:
             out.append(f"\n…and {len(flips) - max_flips} more (see the JSON output).")
         out.append("\n</details>")
     return "\n".join(out) + "\n"
+
+
+def sweep_markdown(result: Any, rows: list[SummaryRow]) -> str:
+    """``report --sweep``: the sweep's levels, its operating point's prices and the break-even against each API model."""
+    from openbench.sweep import compare_with_run, level_cells, level_columns, operating_load, target_text, verdict
+
+    columns = level_columns(result)
+    out = [f"### Self-hosting at the latency target: {_escape(result.model)}", "",
+           f"Latency target: {target_text(result)}. Levels (seconds):", "",
+           "| " + " | ".join(columns) + " |", "|" + "---:|" * len(columns)]
+    out += ["| " + " | ".join(_escape(c) for c in level_cells(result, lv)) + " |" for lv in result.levels]
+    point = result.operating_point
+    if point is None:
+        return "\n".join([*out, "", "No level met the target: no operating point."]) + "\n"
+    out += ["", f"Operating point: {operating_load(result)}, {point.requests_per_s:.2f} req/s, "
+            f"{point.output_tokens_per_s:.1f} output tok/s, E2E p95 {fmt_num(point.e2e_p95_s)} s."]
+    if point.usd_per_task is None:
+        return "\n".join([*out, "No hardware price: give `--hardware PROFILE@USD_PER_HOUR` to the sweep."]) + "\n"
+    out[-1] += f" {fmt_usd(point.usd_per_mtok_output)} per 1M output tokens, {fmt_usd(point.usd_per_task)} per task."
+    against = compare_with_run(result, rows)
+    if against:
+        out += ["", "| API model | $/task | quality | break-even tasks/month | verdict |", "|---|---:|---:|---:|---|"]
+        out += [f"| {_escape(b.model)} | {fmt_usd(b.usd_per_task)} | {fmt_num(b.quality)} | "
+                f"{'-' if b.break_even_tasks_per_month is None else f'{b.break_even_tasks_per_month:,.0f}'} | {verdict(b, point)} |"
+                for b in against]
+    return "\n".join(out) + "\n"

@@ -42,6 +42,7 @@ class Chart:
     height: int = 0
     shapes: list[Shape] = field(default_factory=list)
     legend: list[tuple[str, str]] = field(default_factory=list)  # (model, colour)
+    desc: str = ""  # the chart's content in words, for readers who cannot see it
 
     @property
     def drawn(self) -> bool:
@@ -96,7 +97,7 @@ def log_ticks(lo: float, hi: float) -> list[tuple[float, int]]:
     return ticks
 
 
-def _x_axis(scale: Scale, ticks: list[tuple[float, str]], top: float, bottom: float, title: str) -> list[Shape]:
+def x_axis(scale: Scale, ticks: list[tuple[float, str]], top: float, bottom: float, title: str) -> list[Shape]:
     shapes = []
     for value, label in ticks:
         x = scale(value)
@@ -108,11 +109,15 @@ def _x_axis(scale: Scale, ticks: list[tuple[float, str]], top: float, bottom: fl
 
 
 def _quality_axis(scale: Scale, left: float, right: float, title: str) -> list[Shape]:
+    return y_axis(scale, [(v, f"{v:.1f}") for v in (0, 0.2, 0.4, 0.6, 0.8, 1.0)], left, right, title)
+
+
+def y_axis(scale: Scale, ticks: list[tuple[float, str]], left: float, right: float, title: str) -> list[Shape]:
     shapes = []
-    for value in (0, 0.2, 0.4, 0.6, 0.8, 1.0):
+    for value, label in ticks:
         y = scale(value)
         shapes.append(Shape("line", {"x1": left, "x2": right, "y1": y, "y2": y, "class": "grid"}))
-        shapes.append(Shape("text", {"x": left - 8, "y": y + 4, "class": "tick", "text-anchor": "end"}, f"{value:.1f}"))
+        shapes.append(Shape("text", {"x": left - 8, "y": y + 4, "class": "tick", "text-anchor": "end"}, label))
     mid = (scale.start + scale.end) / 2
     shapes.append(
         Shape("text", {"x": 18, "y": mid, "class": "axis-title", "text-anchor": "middle", "transform": f"rotate(-90 18 {mid})"}, title)
@@ -120,7 +125,7 @@ def _quality_axis(scale: Scale, left: float, right: float, title: str) -> list[S
     return shapes
 
 
-def _value_axis(low: float, high: float, log: bool, start: float, end: float, fmt: Callable[[float, int], str]) -> tuple[Scale, list[tuple[float, str]]]:
+def value_axis(low: float, high: float, log: bool, start: float, end: float, fmt: Callable[[float, int], str]) -> tuple[Scale, list[tuple[float, str]]]:
     """A padded scale over [low, high] and its labelled ticks."""
     if log:
         for pad in (2, 3, 5, 10):  # wide enough for at least three ticks
@@ -139,7 +144,7 @@ def _dollars(value: float, decimals: int) -> str:
     return f"${value:,.{decimals}f}"
 
 
-def _seconds(value: float, decimals: int) -> str:
+def seconds(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f} s"
 
 
@@ -163,10 +168,10 @@ def scatter(view: ReportView) -> Chart:
     costs = [cost for cost, _ in points.values()]
     log = min(costs) > 0
     height, left, right, top, bottom = 440, 80, WIDTH - 30, 30, 440 - 64
-    x, xticks = _value_axis(min(costs), max(costs), log, left + 20, right - 20, _dollars)
+    x, xticks = value_axis(min(costs), max(costs), log, left + 20, right - 20, _dollars)
     y = Scale(-0.02, 1.1, bottom, top)
     shapes = _quality_axis(y, left, right, "Quality (average score, 0 to 1)")
-    shapes += _x_axis(x, xticks, top, bottom, "Cost per task (US$" + (", log scale)" if log else ")"))
+    shapes += x_axis(x, xticks, top, bottom, "Cost per task (US$" + (", log scale)" if log else ")"))
     if frontier:
         line = " ".join(f"{x(points[m][0])},{y(points[m][1])}" for m in frontier)
         shapes.append(Shape("polyline", {"points": line, "class": "frontier"}, tooltip="Best trade-off (Pareto frontier)"))
@@ -256,8 +261,8 @@ def latency(view: ReportView) -> Chart:
     right, top, bottom = WIDTH - 30, 20, height - 64
     low = min(min(b.dots or [b.low]) for b in boxes.values())
     high = max(max(b.dots or [b.high]) for b in boxes.values())
-    x, ticks = _value_axis(max(low, 1e-6), max(high, 1e-6), log, left, right, _seconds)
-    shapes = _x_axis(x, ticks, top, bottom, "Seconds per answer" + (" (log scale)" if log else ""))
+    x, ticks = value_axis(max(low, 1e-6), max(high, 1e-6), log, left, right, seconds)
+    shapes = x_axis(x, ticks, top, bottom, "Seconds per answer" + (" (log scale)" if log else ""))
     for i, r in enumerate(timed):
         b, colour = boxes[r.model], view.colours[r.model]
         mid = top + band * i + band / 2
