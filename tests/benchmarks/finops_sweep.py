@@ -1,7 +1,7 @@
 """The README's FinOps worked example, measured: SmolLM2-135M on this machine's CPU, swept two ways, in
 interleaved rounds, with the median of each figure per level and the machine's load.
 
-    python tests/benchmarks/finops_sweep.py [--rounds 3] [--slo-p95 10] [--out /tmp/finops]
+    python tests/benchmarks/finops_sweep.py [--rounds 3] [--slo-p95 5] [--out /tmp/finops]
 
 Each round runs `openbench sweep suites/finops.yaml` on `smollm2-served` (transformers serve, by concurrency)
 and on `smollm2-local` (the hf provider, by batch size), one after the other; the rounds alternate which
@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests-per-level", type=int, default=24)
-    parser.add_argument("--slo-p95", type=float, default=10.0)
+    parser.add_argument("--slo-p95", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/openbench-finops"))
     args = parser.parse_args()
     results: dict[str, list[dict]] = {model: [] for model in SWEEPS}
