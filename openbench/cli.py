@@ -598,7 +598,7 @@ def sweep(
         loaded = load_suite(suite)
         levels = parse_levels(concurrency)
         rates = parse_rates(rate) if rate is not None else None
-        quality = _run_quality(against) if against is not None else None
+        quality = _run_quality(against, loaded) if against is not None else None
         folder = out / f"sweep-{new_run_id(model)}"
         try:
             runner = Sweep(loaded, model, requests_per_level=requests_per_level, warmup=warmup, slo_p95_s=slo_p95,
@@ -622,12 +622,20 @@ def sweep(
     typer.echo(f"\nsweep: {folder}", err=True)
 
 
-def _run_quality(run_dir: Path) -> dict[str, float | None]:
-    """Each model's quality over all tasks in a finished run (``sweep --against``)."""
+def _run_quality(run_dir: Path, suite) -> dict[str, float | None]:
+    """Each model's quality over all tasks in a finished run of ``suite`` (``sweep --against``)."""
     from openbench.summary import ALL_TASKS, summarise
 
     store, manifest, per_month = _open_run(run_dir, None)
-    return {row.model: row.quality_mean for row in summarise(store.iter_records(), manifest, per_month) if row.task == ALL_TASKS}
+    rows = summarise(store.iter_records(), manifest, per_month)
+    ran, ours = {row.task for row in rows if row.task != ALL_TASKS}, {task.name for task in suite.spec.tasks}
+    if not ran:
+        raise OpenbenchError(f"--against {run_dir}: the run has no answers yet")
+    if not ran <= ours:
+        of = f" of suite '{manifest.suite.name}'" if manifest.suite else ""
+        raise OpenbenchError(f"--against {run_dir}: a run{of} with tasks {', '.join(sorted(ran))}, "
+                             f"not a run of {suite.path} (tasks {', '.join(sorted(ours))})")
+    return {row.model: row.quality_mean for row in rows if row.task == ALL_TASKS}
 
 
 def _csv_paths(output: Path) -> tuple[Path, Path]:

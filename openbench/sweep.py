@@ -24,6 +24,8 @@ from openbench.errors import OpenbenchError, RunError
 SWEEP_FILE = "sweep.json"
 DEFAULT_MAX_CONCURRENCY = 64
 CPU_SATURATED = 0.9  # openbench's own CPU share of one core above which a level's figures may be ours, not the engine's
+MAX_RATE_LEVEL_S = 3600.0  # a --rate level whose arrivals alone would take longer than this is refused before it starts
+_CHECKED = {"extra": "forbid", "allow_inf_nan": False}  # how sweep.json is read back: no unknown keys, no NaN or inf
 
 
 LoadAxis = Literal["concurrency", "batch size", "rate"]
@@ -33,6 +35,7 @@ LoadAxis = Literal["concurrency", "batch size", "rate"]
 class SweepLevel:
     """One level's figures. ``concurrency`` is the level (closed loop), the batch size (a local model), or,
     under ``--rate``, the most requests that were in flight at once; ``rate_per_s`` is the offered rate there."""
+    __pydantic_config__ = _CHECKED
 
     concurrency: int
     requests: int
@@ -58,6 +61,8 @@ class SweepLevel:
 
 @dataclass(frozen=True)
 class OperatingPoint:
+    __pydantic_config__ = _CHECKED
+
     concurrency: int
     requests_per_s: float
     output_tokens_per_s: float
@@ -78,6 +83,7 @@ class OperatingPoint:
 class ApiComparison:
     """An API model of the suite against the operating point: its $ per task on the sweep's token mix, its
     quality (from ``--against RUN``), and the monthly volume above which self-hosting is always cheaper."""
+    __pydantic_config__ = _CHECKED
 
     model: str
     usd_per_task: float | None
@@ -88,6 +94,8 @@ class ApiComparison:
 
 @dataclass
 class SweepResult:
+    __pydantic_config__ = _CHECKED
+
     model: str
     suite: str
     slo_p95_s: float | None
@@ -105,23 +113,39 @@ class SweepResult:
 
     @classmethod
     def read(cls, folder: Path) -> SweepResult:
+        from pydantic import TypeAdapter, ValidationError
+
         path = folder / SWEEP_FILE if folder.is_dir() else folder
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            point = data.pop("operating_point")
-            levels = [SweepLevel(**lv) for lv in data.pop("levels")]
-            against = [ApiComparison(**row) for row in data.pop("against", [])]
-            return cls(**data, levels=levels, against=against, operating_point=OperatingPoint(**point) if point else None)
+            result = TypeAdapter(cls).validate_json(path.read_bytes())
         except FileNotFoundError:
             raise RunError(f"{folder}: no {SWEEP_FILE} (expected a folder made by `openbench sweep`)") from None
-        except (ValueError, TypeError, KeyError) as exc:
-            raise RunError(f"{path}: not a sweep result ({exc})") from None
+        except ValidationError as exc:
+            where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors()[:3])
+            raise RunError(f"{path}: not a sweep result ({where})") from None
+        negative = next(_negatives(result), None)
+        if negative is not None:
+            raise RunError(f"{path}: not a sweep result ({negative} is negative)")
+        return result
 
     def level_name(self, level: SweepLevel) -> str:
         """How a level is called in tables and charts: ``c=8``, ``batch 8`` or ``4 req/s``."""
         if self.load_axis == "rate" and level.rate_per_s is not None:
             return f"{level.rate_per_s:g} req/s"
         return f"batch {level.concurrency}" if self.load_axis == "batch size" else f"c={level.concurrency}"
+
+
+def _negatives(node: Any, where: str = "") -> Any:
+    """The dotted names of the negative numbers in a sweep result: every figure in it is a count, a rate, a time,
+    a price or a score, none of which can be below zero."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _negatives(item, f"{where}.{i}")
+    elif hasattr(node, "__dataclass_fields__"):
+        for name in node.__dataclass_fields__:
+            yield from _negatives(getattr(node, name), f"{where}.{name}".lstrip("."))
+    elif isinstance(node, (int, float)) and not isinstance(node, bool) and node < 0:
+        yield where
 
 
 def parse_levels(text: str | None, option: str = "--concurrency") -> list[int] | None:
@@ -208,6 +232,9 @@ class Sweep:
 
         self.suite, self.spec = suite, suite.model(model_id)
         self.requests_per_level, self.warmup = requests_per_level, warmup
+        for option, target in (("--slo-p95", slo_p95_s), ("--slo-ttft-p95", slo_ttft_p95_s)):
+            if target is not None and not 0 < target < math.inf:
+                raise OpenbenchError(f"{option} is a latency target in seconds, above 0 and finite; got {target:g}")
         self.slo_p95_s, self.slo_ttft_p95_s = slo_p95_s, slo_ttft_p95_s
         self.folder, self.notes = folder, notes
         self.rng = random.Random(seed)  # Poisson arrivals under --rate, the same on every run
@@ -239,9 +266,13 @@ class Sweep:
         axis = client.provider.load_axis
         if rates is not None and axis != "concurrency":
             raise OpenbenchError(f"model '{self.spec.id}' is swept by {axis}, not by arrival rate: use --concurrency")
+        self._check_load(levels, rates)
         if not client.check():
             raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
-        self.folder.mkdir(parents=True, exist_ok=False)  # only once the model can run; an engine's log goes here
+        try:
+            self.folder.mkdir(parents=True, exist_ok=False)  # only once the model can run; an engine's log goes here
+        except OSError as exc:
+            raise OpenbenchError(f"--out {self.folder.parent}: cannot create the sweep folder there ({exc.strerror})") from None
         if not await client.start():
             raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
         result = SweepResult(self.spec.id, str(self.suite.path), self.slo_p95_s, self.slo_ttft_p95_s, self.usd_per_hour,
@@ -262,6 +293,24 @@ class Sweep:
             (self.folder / SWEEP_FILE).write_text(result.to_json())
         return result
 
+    def _check_load(self, levels: list[int] | None, rates: list[float] | None) -> None:
+        """Levels a sweep cannot measure as asked, refused before anything starts: a closed loop cannot hold more
+        requests in flight than a level sends, and an open loop's arrivals must come within the hour."""
+        n = self.requests_per_level
+        if levels and levels[-1] > n:
+            raise OpenbenchError(
+                f"--concurrency {levels[-1]} is above --requests-per-level {n}: a level of {n} requests never has more "
+                f"than {n} in flight; raise -n to at least {levels[-1]}")
+        for rate in rates or []:
+            arrivals = self._rate_warmup(rate) + n
+            if arrivals / rate > MAX_RATE_LEVEL_S:
+                raise OpenbenchError(
+                    f"--rate {rate:g}: {arrivals} requests arriving at {rate:g}/s take about {arrivals / rate / 3600:,.1f} h, "
+                    f"more than the {MAX_RATE_LEVEL_S / 3600:g} h a level may take; raise the rate or lower -n/--warmup")
+
+    def _rate_warmup(self, rate: float) -> int:
+        return max(1, round(rate)) if self.warmup is None else self.warmup
+
     async def _levels(self, client: Any, result: SweepResult, steps: Any, stop_when_broken: bool) -> None:
         rates = result.load_axis == "rate"
         for step in steps:
@@ -276,7 +325,9 @@ class Sweep:
                     f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
                     "the figures there may be openbench's own limit, not the engine's"
                 )
-            if stop_when_broken and (not level.meets_target or step >= DEFAULT_MAX_CONCURRENCY):
+            # Doubling stops where the next level would need more requests in flight than a level sends.
+            last = step >= DEFAULT_MAX_CONCURRENCY or step * 2 > self.requests_per_level
+            if stop_when_broken and (not level.meets_target or last):
                 break
 
     async def _level(self, client: Any, concurrency: int) -> SweepLevel:
@@ -296,7 +347,7 @@ class Sweep:
         arrival to the last measured answer, and throughput counts every answer in that window (warm-up ones
         too), so that an engine that cannot keep up shows its own rate, not the arrivals'."""
         await client.set_load(None)
-        warmup = max(1, round(rate)) if self.warmup is None else self.warmup
+        warmup = self._rate_warmup(rate)
         warming, measuring = self._warmup_items(), itertools.cycle(self.items)
         request_for = self._request_for()
         in_flight = peak = 0
