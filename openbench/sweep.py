@@ -273,25 +273,34 @@ class Sweep:
             self.folder.mkdir(parents=True, exist_ok=False)  # only once the model can run; an engine's log goes here
         except OSError as exc:
             raise OpenbenchError(f"--out {self.folder.parent}: cannot create the sweep folder there ({exc.strerror})") from None
-        if not await client.start():
-            raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
         result = SweepResult(self.spec.id, str(self.suite.path), self.slo_p95_s, self.slo_ttft_p95_s, self.usd_per_hour,
                              load_axis="rate" if rates is not None else axis)
         steps: Any = rates if rates is not None else (levels or _doubling())
+        started = False
         try:
+            started = await client.start()
+            if not started:
+                raise OpenbenchError(f"model '{self.spec.id}' cannot run: {client.entry.reason}")
             await self._levels(client, result, steps, stop_when_broken=rates is None and levels is None)
         except (KeyboardInterrupt, asyncio.CancelledError):
-            result.interrupted = True  # the levels measured so far are kept
+            result.interrupted = True  # the levels measured so far are kept (none when stopped while the model loads)
             raise
         finally:
-            await client.close()
-            engine = client.entry.engine
-            if engine is not None:
-                (self.folder / "engine.json").write_text(engine.model_dump_json(indent=2) + "\n")
-            result.operating_point = operating_point(result.levels, self.usd_per_hour)
-            result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
-            (self.folder / SWEEP_FILE).write_text(result.to_json())
+            if started or result.interrupted:
+                await self._finish(client, result, against)
+            elif not any(self.folder.iterdir()):
+                self.folder.rmdir()  # a model that could not start leaves no empty sweep folder (an engine's log stays)
         return result
+
+    async def _finish(self, client: Any, result: SweepResult, against: dict[str, float | None] | None) -> None:
+        """The model closed, and what was measured written: engine.json and sweep.json."""
+        await client.close()
+        engine = client.entry.engine
+        if engine is not None:
+            (self.folder / "engine.json").write_text(engine.model_dump_json(indent=2) + "\n")
+        result.operating_point = operating_point(result.levels, self.usd_per_hour)
+        result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
+        (self.folder / SWEEP_FILE).write_text(result.to_json())
 
     def _check_load(self, levels: list[int] | None, rates: list[float] | None) -> None:
         """Levels a sweep cannot measure as asked, refused before anything starts: a closed loop cannot hold more
@@ -320,7 +329,9 @@ class Sweep:
                 f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
                 f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
             )
-            if level.client_cpu_share > CPU_SATURATED and not client.provider.in_process:
+            # A level where every request failed at once has no figures that openbench's CPU could have limited.
+            answered = level.requests > level.errors
+            if answered and level.client_cpu_share > CPU_SATURATED and not client.provider.in_process:
                 result.warnings.append(
                     f"{result.level_name(level)}: openbench used {level.client_cpu_share:.0%} of a core; "
                     "the figures there may be openbench's own limit, not the engine's"

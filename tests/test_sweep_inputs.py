@@ -119,3 +119,52 @@ def test_a_hand_edited_sweep_json_is_one_clear_error(tmp_path: Path, invoke, mon
         assert "not a sweep result" in result.output and "Traceback" not in result.output
         assert all(word in result.output for word in words), result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_level_where_every_request_failed_is_not_flagged_for_openbench_cpu(tmp_path: Path, invoke, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeServer(tokens=TOKENS, fail_all="500") as srv:
+        result = invoke("sweep", _suite(srv, tmp_path / "suite.yaml"), "-m", "engine", "-c", "1", "-n", "4",
+                        "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "out").iterdir()
+    sweep = SweepResult.read(folder)
+    assert sweep.levels[0].errors == 4 and sweep.operating_point is None and sweep.warnings == []
+
+
+def _hf_suite(model_dir: Path, path: Path) -> Path:
+    from test_hf_provider import PROMPTS, hf_suite
+
+    path.write_text(hf_suite(model_dir, PROMPTS, batch_size=1), encoding="utf-8")
+    return path
+
+
+def test_a_local_model_that_cannot_load_leaves_no_sweep_folder(tiny_model_dir: Path, tmp_path: Path, invoke) -> None:
+    import shutil
+
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_text("not weights")
+    result = invoke("sweep", _hf_suite(broken, tmp_path / "suite.yaml"), "-m", "tiny", "-c", "1", "-n", "2",
+                    "--out", tmp_path / "out")
+    _refused(result, tmp_path / "out", "cannot run")
+
+
+def test_a_sweep_interrupted_while_its_model_loads_says_so(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """SIGINT before the first level (the weights still loading): exit 130, and a sweep.json with no levels."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    suite = _hf_suite(tiny_model_dir, tmp_path / "suite.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "openbench", "sweep", str(suite), "-m", "tiny", "-c", "1", "-n", "4",
+                             "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OPENBENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.stderr is not None
+    assert "loading" in proc.stderr.readline()  # said just before the weights load (torch's import alone takes longer)
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err
+    (folder,) = (tmp_path / "out").iterdir()
+    sweep = SweepResult.read(folder)
+    assert sweep.interrupted and sweep.levels == [] and "interrupted: the levels measured so far" in err
