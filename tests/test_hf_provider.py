@@ -308,7 +308,7 @@ def test_continuous_batching_answers_as_unbatched_with_per_item_timing(tiny_mode
 
 @slow
 def test_sweep_of_a_local_model_runs_each_level_as_its_batch_size(tiny_model_dir, batches, invoke, write_suite, tmp_path):
-    from openbench.sweep import SweepResult
+    from openbench.sweepresult import SweepResult
 
     suite = write_suite(hf_suite(tiny_model_dir, PROMPTS, batch_size=1).replace(
         "    batch_size: 1\n", "    batch_size: 1\n    hardware: {name: cpu-2core, usd_per_hour: 0.1}\n"))

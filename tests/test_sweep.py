@@ -15,7 +15,7 @@ import pytest
 from api_helpers import write_suite
 from fakeserver import FakeServer, FakeServerProcess
 
-from openbench.sweep import SweepResult
+from openbench.sweepresult import SweepResult
 
 SLOTS, TTFT, PER_TOKEN, TOKENS = 4, 0.15, 0.03, 6
 T = TTFT + (TOKENS - 1) * PER_TOKEN  # one request's service time: 0.3 s
@@ -159,7 +159,7 @@ def test_rate_and_concurrency_are_exclusive_and_rates_must_be_positive(tmp_path:
 def test_sweep_prices_the_suites_api_models_on_the_same_token_mix(tmp_path: Path, invoke, monkeypatch) -> None:
     from openbench.pricing import cost, resolve_price
     from openbench.records import Usage
-    from openbench.sweep import break_even
+    from openbench.sweepresult import break_even
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     with FakeServer(ttft_s=0.01, per_token_s=0.001, tokens=TOKENS) as srv:

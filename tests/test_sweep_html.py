@@ -23,7 +23,7 @@ from test_report_html import _browse, _console, elements
 from openbench.pricing.hardware import HOURS_PER_MONTH, Hardware, break_even_tasks_per_month
 from openbench.report.html import render_sweep_page
 from openbench.report.table import fmt_usd
-from openbench.sweep import SweepResult, operating_point, verdict
+from openbench.sweepresult import SweepResult, operating_point, verdict
 
 TTFT, PER_TOKEN, TOKENS, SLOTS = 0.1, 0.02, 6, 2
 T = TTFT + (TOKENS - 1) * PER_TOKEN  # one request's service time: 0.2 s

@@ -11,7 +11,7 @@ import pytest
 from api_helpers import write_suite
 from fakeserver import FakeServer
 
-from openbench.sweep import SweepResult
+from openbench.sweepresult import SweepResult
 
 TOKENS = 4
 

@@ -62,7 +62,8 @@ def gate_markdown(decision: Any, comparison: Any, max_flips: int = 10) -> str:
 
 def sweep_markdown(result: Any, rows: list[SummaryRow]) -> str:
     """``report --sweep``: the sweep's levels, its operating point's prices and the break-even against each API model."""
-    from openbench.sweep import compare_with_run, level_cells, level_columns, operating_load, target_text, verdict
+    from openbench.report.sweep import level_cells, level_columns, operating_load, target_text
+    from openbench.sweepresult import compare_with_run, verdict
 
     columns = level_columns(result)
     out = [f"### Self-hosting at the latency target: {_escape(result.model)}", "",

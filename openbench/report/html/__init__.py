@@ -23,7 +23,7 @@ from openbench.report.html.sweep import SWEEP_PAGE, SweepView, sweep_view
 from openbench.report.html.view import ReportView, build_view
 from openbench.report.table import fmt_num, fmt_usd
 from openbench.summary import SummaryRow
-from openbench.sweep import SweepResult, verdict
+from openbench.sweepresult import SweepResult, verdict
 
 __all__ = ["MAX_POINTS_PER_MODEL", "build_view", "pareto_frontier", "render_html", "render_sweep_page", "render_view", "write_sweep_page"]
 

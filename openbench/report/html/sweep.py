@@ -16,18 +16,8 @@ from markupsafe import Markup
 from openbench.report.html.charts import WIDTH, Chart, Scale, Shape, seconds, value_axis, x_axis, y_axis
 from openbench.report.html.view import PALETTE
 from openbench.report.table import fmt_num, fmt_usd
-from openbench.sweep import (
-    ApiComparison,
-    OperatingPoint,
-    SweepLevel,
-    SweepResult,
-    compare_with_run,
-    is_operating_point,
-    level_cells,
-    level_columns,
-    operating_load,
-    target_text,
-)
+from openbench.report.sweep import is_operating_point, level_cells, level_columns, operating_load, target_text
+from openbench.sweepresult import ApiComparison, OperatingPoint, SweepLevel, SweepResult, compare_with_run
 
 SWEEP_PAGE = "sweep.html"
 E2E, TTFT, MISSED = PALETTE[0], PALETTE[1], PALETTE[2]
