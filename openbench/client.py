@@ -163,9 +163,10 @@ class ModelClient:
         return True
 
     async def close(self) -> None:
-        self.entry.details = {**self.entry.details, **self.provider.describe()}  # with what the run learned (adjustments)
-        self.entry.template = self.provider.template_facts() or self.entry.template
-        await self.provider.close()
+        if self._semaphore is not None:  # started: keep what the run learned (adjustments, the template's effect)
+            self.entry.details = {**self.entry.details, **self.provider.describe()}
+            self.entry.template = self.provider.template_facts() or self.entry.template
+        await self.provider.close()  # also after a start that was interrupted or failed: release what it took
 
     async def set_load(self, level: int | None) -> None:
         """A load sweep's level from now on: ``level`` requests at once, as the provider serves them (in flight, or
