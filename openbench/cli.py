@@ -593,8 +593,8 @@ def sweep(
     from openbench.session import EXIT_INTERRUPTED, sigterm_as_interrupt
     from openbench.report.sweep import render_sweep
     from openbench.sweep import Sweep, parse_levels, parse_rates
-    from openbench.sweepresult import SWEEP_FILE, SweepResult
 
+    runner: Sweep | None = None
     try:
         if rate is not None and concurrency is not None:
             raise OpenbenchError("give --concurrency or --rate, not both")
@@ -614,8 +614,8 @@ def sweep(
     except OpenbenchError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
-        if (folder / SWEEP_FILE).exists():
-            partial = SweepResult.read(folder)
+        partial = runner.result if runner is not None else None
+        if partial is not None and partial.interrupted:  # written to sweep.json as it stopped
             render_sweep(partial)
             write_sweep_page(partial, folder)
             typer.echo(f"\ninterrupted: the levels measured so far are in {folder}", err=True)

@@ -315,45 +315,12 @@ class Runner:
             return await self.rescore(previous, item, request)
         answer = await client.answer(request, item.case.fields, item.sample)
         if answer.completion is None:
-            error = answer.error
-            return ItemResult(
-                **base, error=str(error), error_kind=error.kind, attempts=answer.attempts, wall_s=answer.wall_s,
-                prompt_sha256=answer.prompt_sha256,
-            )
+            return ItemResult(**base, **error_fields(answer))
         return await self._scored(base, item, request, answer)
 
     async def _scored(self, base: dict[str, Any], item: WorkItem, request: ChatRequest, answer: Any) -> ItemResult:
-        completion = answer.completion
-        usage, timing = completion.usage, completion.timing
-        fields: dict[str, Any] = dict(
-            output=completion.text,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            usage_source=usage.source,
-            cost_usd=answer.cost_usd,
-            cached=answer.cached,
-            attempts=answer.attempts,
-            prompt_sha256=answer.prompt_sha256,
-            wall_s=answer.wall_s,
-            finish_reason=completion.finish_reason,
-            tool_calls=completion.tool_calls_json(),
-            structured_output=completion.structured_output
-            or (StructuredMode.NOT_SENT if request.response_format is not None else None),
-            notes=list(completion.notes) or None,
-        )
-        if not answer.cached:  # a replay has no latency to report
-            fields.update(
-                latency_s=timing.e2e_s,
-                ttft_s=timing.ttft_s,
-                thinking_s=timing.thinking_s,
-                itl_s=timing.itl_s,
-                tpot_s=tpot(timing, usage.output_tokens),
-                output_tps=output_tps(timing, usage.output_tokens),
-            )
-        scored = await self._score(item, request, completion.text, fields["tool_calls"])
+        fields = answer_fields(request, answer)
+        scored = await self._score(item, request, answer.completion.text, fields["tool_calls"])
         return dataclasses.replace(ItemResult(**base, **fields), **scored)
 
     async def _score(self, item: WorkItem, request: ChatRequest, text: str, tool_calls: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -377,3 +344,45 @@ class Runner:
         """An item answered before: score the stored answer again (judges excepted, no model is asked)."""
         scored = await self._score(item, request, previous.output or "", previous.tool_calls)
         return dataclasses.replace(previous, started_at=utc_now(), **scored)
+
+
+def error_fields(answer: Any) -> dict[str, Any]:
+    """The record fields of an item whose model gave no answer (after its retries): the last error and what it took."""
+    error = answer.error
+    return dict(error=str(error), error_kind=error.kind, attempts=answer.attempts, wall_s=answer.wall_s,
+                prompt_sha256=answer.prompt_sha256)
+
+
+def answer_fields(request: ChatRequest, answer: Any) -> dict[str, Any]:
+    """The record fields of an answered item (output, tokens, cost, timing), scoring apart: a run and a sweep alike."""
+    completion = answer.completion
+    usage, timing = completion.usage, completion.timing
+    fields: dict[str, Any] = dict(
+        output=completion.text,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        usage_source=usage.source,
+        cost_usd=answer.cost_usd,
+        cached=answer.cached,
+        attempts=answer.attempts,
+        prompt_sha256=answer.prompt_sha256,
+        wall_s=answer.wall_s,
+        finish_reason=completion.finish_reason,
+        tool_calls=completion.tool_calls_json(),
+        structured_output=completion.structured_output
+        or (StructuredMode.NOT_SENT if request.response_format is not None else None),
+        notes=list(completion.notes) or None,
+    )
+    if not answer.cached:  # a replay has no latency to report
+        fields.update(
+            latency_s=timing.e2e_s,
+            ttft_s=timing.ttft_s,
+            thinking_s=timing.thinking_s,
+            itl_s=timing.itl_s,
+            tpot_s=tpot(timing, usage.output_tokens),
+            output_tps=output_tps(timing, usage.output_tokens),
+        )
+    return fields

@@ -73,6 +73,7 @@ class Sweep:
         # One fixed shuffle, so that a level of fewer requests than items still mixes the suite's tasks.
         random.Random(seed).shuffle(self.items)
         self.usd_per_hour = float(self.hardware.usd_per_hour * self.hardware.count) if self.hardware else None
+        self.result: SweepResult | None = None  # once the sweep folder exists; an interrupted sweep's levels so far
 
     def api_models(self) -> list[tuple[str, Any]]:
         """The suite's models billed per token, with their prices (suite override over the catalogue)."""
@@ -101,8 +102,8 @@ class Sweep:
             self.folder.mkdir(parents=True, exist_ok=False)  # only once the model can run; an engine's log goes here
         except OSError as exc:
             raise OpenbenchError(f"--out {self.folder.parent}: cannot create the sweep folder there ({exc.strerror})") from None
-        result = SweepResult(self.spec.id, str(self.suite.path), self.slo_p95_s, self.slo_ttft_p95_s, self.usd_per_hour,
-                             load_axis="rate" if rates is not None else axis)
+        result = self.result = SweepResult(self.spec.id, str(self.suite.path), self.slo_p95_s, self.slo_ttft_p95_s,
+                                           self.usd_per_hour, load_axis="rate" if rates is not None else axis)
         steps: Any = rates if rates is not None else (levels or _doubling())
         started = False
         try:
@@ -190,7 +191,7 @@ class Sweep:
         warming, measuring = self._warmup_items(), itertools.cycle(self.items)
         request_for = self._request_for()
         in_flight = peak = 0
-        measured: list[tuple[Any, Any]] = []
+        measured: list[tuple[Any, Any, Any]] = []
         finished: list[tuple[float, int]] = []  # (time, output tokens) of every answer
         t_first = cpu0 = 0.0
 
@@ -198,14 +199,15 @@ class Sweep:
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight) if keep else peak
+            request = request_for(item)
             try:
-                answer = await client.answer(request_for(item), item[2].fields)
+                answer = await client.answer(request, item[2].fields)
             finally:
                 in_flight -= 1
             done = answer.completion
             finished.append((time.perf_counter(), (done.usage.output_tokens or 0) if done is not None else -1))
             if keep:
-                measured.append((item, answer))
+                measured.append((item, request, answer))
 
         pending = []
         due = time.perf_counter()
@@ -228,24 +230,27 @@ class Sweep:
         return self._figures(f"r{rate:g}", measured, wall, cpu, concurrency=peak, peak=peak, rate=rate,
                              arrivals_per_s=arrivals, served=served)
 
-    def _figures(self, name: str, answers: list[tuple[Any, Any]], wall: float, cpu: float, *, concurrency: int,
+    def _figures(self, name: str, answers: list[tuple[Any, Any, Any]], wall: float, cpu: float, *, concurrency: int,
                  peak: int, rate: float | None = None, arrivals_per_s: float | None = None,
                  served: tuple[int, int] | None = None) -> SweepLevel:
-        """A level's figures from its answers; its records go to ``level-NAME.jsonl``. ``served``: the answers and
-        output tokens that throughput counts, when they are not these answers' own (an open loop's window)."""
+        """A level's figures from its answers; its records (as a run stores them) go to ``level-NAME.jsonl``.
+        ``served``: the answers and output tokens that throughput counts, when they are not these answers' own
+        (an open loop's window)."""
         from openbench import stats
         from openbench.records import ItemResult
+        from openbench.runner import answer_fields, error_fields
         from openbench.scorers.base import combine
 
         records, e2e, ttft, scores, inputs = [], [], [], [], []
         tokens = errors = 0
-        for (task, scorers, case), answer in answers:
+        for (task, scorers, case), request, answer in answers:
+            base = {"task": task.name, "case_id": case.id, "model": self.spec.id}
             completion = answer.completion
             if completion is None:
                 errors += 1
-                records.append(ItemResult(task=task.name, case_id=case.id, model=self.spec.id, error=str(answer.error),
-                                          error_kind=answer.error.kind if answer.error else None))
+                records.append(ItemResult(**base, **error_fields(answer)))
                 continue
+            fields = answer_fields(request, answer)
             timing, usage = completion.timing, completion.usage
             tokens += usage.output_tokens or 0
             if usage.input_tokens is not None:
@@ -254,15 +259,12 @@ class Sweep:
             if timing.ttft_s is not None:
                 ttft.append(timing.ttft_s)
             try:
-                score, passed, _ = combine(scorers, completion.text, case.fields, task.pass_threshold)
-                scores.append(score)
+                fields["score"], fields["passed"], fields["scores"] = combine(
+                    scorers, completion.text, case.fields, task.pass_threshold, fields["tool_calls"])
+                scores.append(fields["score"])
             except Exception:  # noqa: BLE001 - a scorer that needs more (a judge) leaves quality unknown here
-                score = passed = None
-            records.append(ItemResult(
-                task=task.name, case_id=case.id, model=self.spec.id, output=completion.text, score=score, passed=passed,
-                latency_s=timing.e2e_s, ttft_s=timing.ttft_s, input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens, usage_source=usage.source, attempts=answer.attempts, wall_s=answer.wall_s,
-            ))
+                pass
+            records.append(ItemResult(**base, **fields))
         with open(self.folder / f"level-{name}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r.to_dict()) + "\n" for r in records)
         done = len(e2e)
@@ -294,16 +296,17 @@ class Sweep:
 
         return lambda item: request_for(self.suite, item[0], item[2])
 
-    async def _closed(self, client: Any, source: Any, concurrency: int, count: int) -> list[tuple[Any, Any]]:
-        """``count`` requests with ``concurrency`` in flight (a closed loop); answers in completion order."""
+    async def _closed(self, client: Any, source: Any, concurrency: int, count: int) -> list[tuple[Any, Any, Any]]:
+        """``count`` requests with ``concurrency`` in flight (a closed loop): (item, request, answer) in completion order."""
         request_for = self._request_for()
         remaining = iter(range(count))
-        out: list[tuple[Any, Any]] = []
+        out: list[tuple[Any, Any, Any]] = []
 
         async def worker() -> None:
             for _ in remaining:
                 item = next(source)
-                out.append((item, await client.answer(request_for(item), item[2].fields)))
+                request = request_for(item)
+                out.append((item, request, await client.answer(request, item[2].fields)))
 
         await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
         return out

@@ -153,9 +153,9 @@ def operating_point(levels: list[SweepLevel], usd_per_hour: float | None) -> Ope
     if usd_per_hour is not None:
         per_month = usd_per_hour * HOURS_PER_MONTH
         if best.output_tokens_per_s > 0:
-            per_mtok = usd_per_hour / (best.output_tokens_per_s * 3600) * 1e6
+            per_mtok = _busy_cost(usd_per_hour, 1 / best.output_tokens_per_s) * 1e6
         if best.requests_per_s > 0:
-            per_task = usd_per_hour / (best.requests_per_s * 3600)
+            per_task = _busy_cost(usd_per_hour, 1 / best.requests_per_s)
     return OperatingPoint(
         concurrency=best.concurrency, requests_per_s=best.requests_per_s, output_tokens_per_s=best.output_tokens_per_s,
         e2e_p95_s=best.e2e_p95_s, ttft_p95_s=best.ttft_p95_s, quality=best.quality, usd_per_hour=usd_per_hour,
@@ -165,14 +165,27 @@ def operating_point(levels: list[SweepLevel], usd_per_hour: float | None) -> Ope
     )
 
 
+def _box(usd_per_hour: float) -> Any:
+    """The operating point's hardware as the pricing package sees it: one box at its measured $/h."""
+    from openbench.pricing.hardware import Hardware
+
+    return Hardware(name="operating point", accelerator="", count=1, usd_per_hour=usd_per_hour)
+
+
+def _busy_cost(usd_per_hour: float, busy_s: float) -> float:
+    """The box's price for ``busy_s`` seconds of it, every one of them used (utilisation is measured, not assumed)."""
+    from openbench.pricing.hardware import self_hosted_cost_per_task
+
+    return self_hosted_cost_per_task(_box(usd_per_hour), busy_s, utilisation=1.0).usage_usd
+
+
 def break_even(point: OperatingPoint, api_usd_per_task: float | None) -> float | None:
     """Tasks a month above which the operating point's hardware is always cheaper than ``api_usd_per_task``."""
-    from openbench.pricing.hardware import Hardware, break_even_tasks_per_month
+    from openbench.pricing.hardware import break_even_tasks_per_month
 
     if point.usd_per_hour is None or not api_usd_per_task or point.requests_per_s <= 0:
         return None
-    box = Hardware(name="operating point", accelerator="", count=1, usd_per_hour=point.usd_per_hour)
-    return break_even_tasks_per_month(api_usd_per_task, box, 1.0 / point.requests_per_s)
+    return break_even_tasks_per_month(api_usd_per_task, _box(point.usd_per_hour), 1.0 / point.requests_per_s)
 
 
 def compare_with_apis(point: OperatingPoint | None, apis: list[tuple[str, Any]], quality: dict[str, float | None]) -> list[ApiComparison]:
@@ -191,18 +204,15 @@ def compare_with_apis(point: OperatingPoint | None, apis: list[tuple[str, Any]],
     return rows
 
 
-def _verdict(volume: float | None, api_usd_per_task: float | None, capacity: float | None) -> str:
-    if api_usd_per_task is None:
+def verdict(row: ApiComparison, point: OperatingPoint | None) -> str:
+    """An API model against the operating point, in words: from what monthly volume self-hosting is cheaper."""
+    if row.usd_per_task is None:
         return "no price known"
+    volume, capacity = row.break_even_tasks_per_month, point.tasks_per_month if point else None
     if volume is None:
         return "self-hosting never pays for itself at this price"
     boxes = f" ({math.ceil(volume / capacity):,} boxes)" if capacity and volume > capacity else ""
     return f"self-hosting is cheaper above {volume:,.0f} tasks/month{boxes}"
-
-
-def verdict(row: ApiComparison, point: OperatingPoint | None) -> str:
-    """An API model against the operating point, in words: from what monthly volume self-hosting is cheaper."""
-    return _verdict(row.break_even_tasks_per_month, row.usd_per_task, point.tasks_per_month if point else None)
 
 
 def compare_with_run(result: SweepResult, rows: list[Any]) -> list[ApiComparison]:

@@ -140,42 +140,25 @@ class OpenAICompatibleProvider(OpenAIProvider):
             return f"{self.engine.base_url}/v1"
         return self.spec.base_url
 
-    def _local_model(self) -> tuple[str, str | None] | None:
-        """The launched model as (folder, gguf file) when it is a local path or a pkg:// one; None for a hub id."""
-        from openbench.providers.hf import PKG_SCHEME, resolve_model_path
+    def _served(self) -> tuple[str, tuple[str, str] | None]:
+        """What a launched engine loads (``launch.model`` or the model's ``model``, local paths made absolute), and
+        the GGUF file (folder, name) to dequantise first when the engine cannot read GGUF: it then loads the
+        file's plain transformers copy, made once by ``start`` and reused."""
+        from openbench.engines import ENGINES
+        from openbench.providers.hf import PKG_SCHEME, _copy_folder, resolve_model_path
 
         model = self.spec.launch.model or self.spec.model
-        if model.startswith(PKG_SCHEME) or (self.suite_dir / model).exists() or Path(model).expanduser().exists():
-            return resolve_model_path(model, None, self.suite_dir)
-        return None
-
-    def _needs_plain_copy(self) -> bool:
-        from openbench.engines import ENGINES
-
-        local = self._local_model()
-        return local is not None and local[1] is not None and not ENGINES[self.spec.launch.engine].reads_gguf
+        if not (model.startswith(PKG_SCHEME) or (self.suite_dir / model).exists() or Path(model).expanduser().exists()):
+            return model, None  # a hub id
+        folder, gguf = resolve_model_path(model, None, self.suite_dir)
+        if gguf is None:
+            return folder, None
+        if ENGINES[self.spec.launch.engine].reads_gguf:
+            return str(Path(folder) / gguf), None
+        return str(_copy_folder(folder, gguf, SERVED_COPY_DTYPE)), (folder, gguf)
 
     def _served_model(self) -> str:
-        """What a launched engine loads: ``launch.model`` or the model's ``model``, local paths made absolute; a GGUF
-        file for an engine that cannot read one is served from its plain transformers copy (made by ``start``)."""
-        from openbench.providers.hf import _copy_folder
-
-        local = self._local_model()
-        if local is None:
-            return self.spec.launch.model or self.spec.model  # a hub id
-        folder, gguf = local
-        if gguf and self._needs_plain_copy():
-            return str(_copy_folder(folder, gguf, SERVED_COPY_DTYPE))
-        return str(Path(folder) / gguf) if gguf else folder
-
-    def _make_plain_copy(self) -> None:
-        """Dequantise a GGUF model once for an engine that cannot read it (reused by later runs)."""
-        import torch
-
-        from openbench.providers.hf import _dequantised_copy
-
-        folder, gguf = self._local_model()
-        _dequantised_copy(folder, gguf, getattr(torch, SERVED_COPY_DTYPE))
+        return self._served()[0]
 
     def _request_model(self) -> str:
         # An engine launched on the model's own `model` serves it under the resolved path.
@@ -214,11 +197,16 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if launch is not None:
             from openbench.engines import EngineProcess
 
-            if self._needs_plain_copy():
-                await asyncio.to_thread(self._make_plain_copy)
+            served, gguf = self._served()
+            if gguf is not None:
+                import torch
+
+                from openbench.providers.hf import _dequantised_copy
+
+                await asyncio.to_thread(_dequantised_copy, *gguf, getattr(torch, SERVED_COPY_DTYPE))
             folder = self.run_dir or Path.cwd()
             log = folder / f"engine-{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.spec.id)}.log"
-            self.engine = EngineProcess(launch.engine, self._served_model(), launch.args, launch.env, log, launch.port)
+            self.engine = EngineProcess(launch.engine, served, launch.args, launch.env, log, launch.port)
             try:
                 self.engine.start()  # on this (the run's) thread: the engine dies with it
                 await self.engine.wait_ready(launch.startup_timeout_s)

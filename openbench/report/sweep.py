@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openbench.report.table import fmt_num
 from openbench.sweepresult import SweepLevel, SweepResult, compare_with_run, verdict
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def target_text(result: SweepResult) -> str:
@@ -46,9 +43,9 @@ def level_cells(result: SweepResult, lv: SweepLevel) -> tuple[str, ...]:
     """One level as the sweep tables show it (terminal, HTML, Markdown), under ``level_columns``."""
     mark = "<- operating point" if is_operating_point(result, lv) else ("yes" if lv.meets_target else "no")
     load = (f"{lv.rate_per_s:g}", str(lv.peak_in_flight)) if result.load_axis == "rate" else (str(lv.concurrency),)
-    return (*load, f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", _fmt(lv.ttft_p50_s, 3),
-            _fmt(lv.ttft_p95_s, 3), _fmt(lv.e2e_p50_s), _fmt(lv.e2e_p95_s), _fmt(lv.e2e_p99_s), str(lv.errors),
-            _fmt(lv.quality), mark)
+    return (*load, f"{lv.requests_per_s:.2f}", f"{lv.output_tokens_per_s:.1f}", fmt_num(lv.ttft_p50_s, 3),
+            fmt_num(lv.ttft_p95_s, 3), fmt_num(lv.e2e_p50_s), fmt_num(lv.e2e_p95_s), fmt_num(lv.e2e_p99_s), str(lv.errors),
+            fmt_num(lv.quality), mark)
 
 
 def _tasks(count: float | None) -> str:
@@ -74,12 +71,12 @@ def render_sweep(result: SweepResult) -> None:
         price = (f"{fmt_usd(point.usd_per_mtok_output)} per 1M output tokens, {fmt_usd(point.usd_per_task)} per task "
                  f"at ${point.usd_per_hour:g}/h" if point.usd_per_hour is not None else "no hardware price: give --hardware PROFILE@USD_PER_HOUR")
         console.print(f"  operating point: {operating_load(result)}, {point.requests_per_s:.2f} req/s, "
-                      f"{point.output_tokens_per_s:.1f} output tok/s, e2e p95 {_fmt(point.e2e_p95_s)} s: {price}", markup=False)
+                      f"{point.output_tokens_per_s:.1f} output tok/s, e2e p95 {fmt_num(point.e2e_p95_s)} s: {price}", markup=False)
         if result.against:
             mix = f"{point.input_tokens_mean:.0f} input + {point.output_tokens_mean:.0f} output tokens per task"
             console.print(f"  against the suite's API models on the same token mix ({mix}):", markup=False)
         for row in result.against:
-            quality = f", quality {_fmt(row.quality)} against {_fmt(point.quality)} here" if row.quality is not None else ""
+            quality = f", quality {fmt_num(row.quality)} against {fmt_num(point.quality)} here" if row.quality is not None else ""
             console.print(f"    {row.model}: {fmt_usd(row.usd_per_task)}/task{quality}; {verdict(row, point)}", markup=False)
     for warning in result.warnings:
         console.print(f"  warning: {warning}", markup=False)
@@ -96,7 +93,7 @@ def render_against_apis(result: SweepResult, rows: list[Any]) -> None:
         return
     console.print(
         f"\nAt the sweep's operating point, {result.model} ({operating_load(result)}, {point.requests_per_s:.2f} req/s, "
-        f"e2e p95 {_fmt(point.e2e_p95_s)} s): {fmt_usd(point.usd_per_task)} per task, {fmt_usd(point.usd_per_mtok_output)} "
+        f"e2e p95 {fmt_num(point.e2e_p95_s)} s): {fmt_usd(point.usd_per_task)} per task, {fmt_usd(point.usd_per_mtok_output)} "
         f"per 1M output tokens; one box costs {fmt_usd(point.usd_per_month)}/month and serves up to {_tasks(point.tasks_per_month)} tasks/month.",
         markup=False,
     )
