@@ -122,14 +122,17 @@ class Sweep:
         return result
 
     async def _finish(self, client: Any, result: SweepResult, against: dict[str, float | None] | None) -> None:
-        """The model closed, and what was measured written: engine.json and sweep.json."""
-        await client.close()
-        engine = client.entry.engine
-        if engine is not None:
-            (self.folder / "engine.json").write_text(engine.model_dump_json(indent=2) + "\n")
-        result.operating_point = operating_point(result.levels, self.usd_per_hour)
-        result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
-        (self.folder / SWEEP_FILE).write_text(result.to_json())
+        """What was measured written (sweep.json, engine.json), then the model closed: an interrupt can leave the
+        client in any state, and closing it must not lose the levels."""
+        try:
+            engine = client.entry.engine
+            if engine is not None:
+                (self.folder / "engine.json").write_text(engine.model_dump_json(indent=2) + "\n")
+            result.operating_point = operating_point(result.levels, self.usd_per_hour)
+            result.against = compare_with_apis(result.operating_point, self.api_models(), against or {})
+            (self.folder / SWEEP_FILE).write_text(result.to_json())
+        finally:
+            await client.close()
 
     def _check_load(self, levels: list[int] | None, rates: list[float] | None) -> None:
         """Levels a sweep cannot measure as asked, refused before anything starts: a closed loop cannot hold more
